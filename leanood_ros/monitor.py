@@ -1,0 +1,167 @@
+"""The monitor's pure-Python core: frame -> detector score -> decision -> verdict, failing safe.
+
+The ROS node is a thin shell around `MonitorCore`: it feeds frames, asks for the current state
+on a heartbeat, and publishes what it is told.  Everything that decides safety lives here and is
+unit-tested without a ROS graph.
+
+Fail-safe rules: unsafe until the first frame has been judged; unsafe ("stale input") when no
+valid frame arrived for `input_timeout` seconds; unsafe when the detector raises; optionally
+unsafe when a frame misses its deadline.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .decision import Decision, DecisionEngine
+from .detectors import Detector
+from .image_conversion import DecodedImage
+from .stats import LatencyWindow, RateMeter
+
+WAITING = 'waiting for the first frame'
+
+
+@dataclass
+class MonitorSettings:
+    input_timeout: float = 1.0        # s without a valid frame -> unsafe
+    deadline_ms: float = 100.0        # receipt -> verdict; 0 disables
+    deadline_miss_unsafe: bool = False
+
+    def validate(self) -> list:
+        p = []
+        if not 0.01 <= self.input_timeout <= 3600:
+            p.append(f'input_timeout must be in [0.01, 3600] s, got {self.input_timeout}')
+        if not 0 <= self.deadline_ms <= 60000:
+            p.append(f'deadline_ms must be in [0, 60000], got {self.deadline_ms}')
+        return p
+
+
+@dataclass
+class Verdict:
+    is_safe: bool
+    reason: str
+    score: float = math.nan
+    p_value: float = math.nan
+    threshold: float = math.nan
+    frame_ood: bool = False
+    fused: float = math.nan
+    latency_ms: float = math.nan       # frame receipt -> verdict
+    preprocess_ms: float = math.nan
+    inference_ms: float = math.nan
+    deadline_missed: bool = False
+    outputs: dict = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Counters:
+    received: int = 0
+    judged: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    detector_errors: int = 0
+    deadline_misses: int = 0
+
+
+class MonitorCore:
+    def __init__(self, detector: Detector, decision: DecisionEngine,
+                 settings: MonitorSettings | None = None, clock=time.monotonic):
+        self.detector = detector
+        self.decision = decision
+        self.settings = settings or MonitorSettings()
+        problems = self.settings.validate()
+        if problems:
+            raise ValueError('; '.join(problems))
+        self.clock = clock
+        self.counters = Counters()
+        self.input_rate = RateMeter()
+        self.judged_rate = RateMeter()
+        self.latency = LatencyWindow()
+        self.inference = LatencyWindow()
+        self._lock = threading.Lock()
+        self._last_valid = None          # clock time of the last decodable frame
+        self._verdict: Verdict | None = None
+        self.last_rejection = ''
+
+    # -- inputs -------------------------------------------------------------------------------
+    def frame_received(self, now: float | None = None) -> None:
+        now = self.clock() if now is None else now
+        with self._lock:
+            self.counters.received += 1
+            self.input_rate.tick(now)
+
+    def frame_skipped(self, count: int = 1) -> None:
+        with self._lock:
+            self.counters.skipped += count
+
+    def frame_rejected(self, reason: str) -> None:
+        with self._lock:
+            self.counters.rejected += 1
+            self.last_rejection = reason
+
+    def judge(self, image: DecodedImage, received_at: float) -> Verdict:
+        """Score one valid frame and decide; never raises for detector failures."""
+        with self._lock:
+            self._last_valid = received_at
+        try:
+            inf = self.detector.infer(image)
+        except Exception as exc:  # a safety monitor reports, it does not crash
+            with self._lock:
+                self.counters.detector_errors += 1
+                self._verdict = Verdict(False, f'detector error: {type(exc).__name__}: {exc}')
+                return self._verdict
+        with self._lock:
+            d: Decision = self.decision.update(inf.score)
+            now = self.clock()
+            latency = (now - received_at) * 1e3
+            v = Verdict(d.is_safe, d.reason, d.score, d.p_value, d.threshold, d.frame_ood,
+                        d.fused, latency, inf.preprocess_ms, inf.inference_ms, False, inf.outputs)
+            s = self.settings
+            if s.deadline_ms > 0 and latency > s.deadline_ms:
+                v.deadline_missed = True
+                self.counters.deadline_misses += 1
+                if s.deadline_miss_unsafe:
+                    v.is_safe = False
+                    v.reason = f'deadline miss ({latency:.1f} ms > {s.deadline_ms:g} ms); {v.reason}'
+            self.counters.judged += 1
+            self.judged_rate.tick(now)
+            self.latency.add(latency)
+            self.inference.add(inf.inference_ms)
+            self._verdict = v
+            return v
+
+    # -- state --------------------------------------------------------------------------------
+    def state(self, now: float | None = None) -> tuple:
+        """(is_safe, reason) right now, applying the stale-input rule."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            if self._last_valid is None:
+                extra = f' ({self.counters.rejected} malformed frames rejected: ' \
+                        f'{self.last_rejection})' if self.counters.rejected else ''
+                return False, WAITING + extra
+            age = now - self._last_valid
+            if age > self.settings.input_timeout:
+                return False, (f'stale input: no valid frame for {age:.2f} s '
+                               f'(input_timeout {self.settings.input_timeout:g} s)')
+            if self._verdict is None:
+                return False, WAITING
+            return self._verdict.is_safe, self._verdict.reason
+
+    def diagnostics(self, now: float | None = None) -> dict:
+        now = self.clock() if now is None else now
+        is_safe, reason = self.state(now)
+        with self._lock:
+            c = self.counters
+            return {
+                'is_safe': is_safe, 'reason': reason,
+                'input_rate_hz': self.input_rate.rate(now),
+                'judged_rate_hz': self.judged_rate.rate(now),
+                'frames_received': c.received, 'frames_judged': c.judged,
+                'frames_skipped': c.skipped, 'frames_rejected': c.rejected,
+                'detector_errors': c.detector_errors, 'deadline_misses': c.deadline_misses,
+                'latency_p50_ms': self.latency.percentile(50),
+                'latency_p99_ms': self.latency.percentile(99),
+                'inference_p50_ms': self.inference.percentile(50),
+                'last_rejection': self.last_rejection,
+            }

@@ -1,0 +1,266 @@
+"""`ood_monitor`: judges every camera frame and tells the controller whether the camera is trustworthy.
+
+A thin ROS shell around `leanood_ros.monitor.MonitorCore`: subscribe, keep only the newest frame,
+judge it on a worker thread, publish the verdict; republish the state on a heartbeat and report
+/diagnostics.  See the README for topics and parameters.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                ParameterType, SetParametersResult)
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Bool, Float32
+
+from .. import parameters as params
+from ..backends import BackendError
+from ..bundle import BundleError, load_bundle
+from ..decision import DecisionEngine
+from ..detectors import build_detector
+from ..image_conversion import FrameError, decode_compressed, decode_raw
+from ..monitor import MonitorCore
+from .ros_common import forwarded_tensor_message
+
+_PTYPE = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
+          float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+_LEVEL = {True: DiagnosticStatus.OK, False: DiagnosticStatus.WARN}
+
+
+class StartupError(RuntimeError):
+    pass
+
+
+def _descriptor(spec: params.ParamSpec) -> ParameterDescriptor:
+    d = ParameterDescriptor(type=_PTYPE[spec.type], description=spec.description,
+                            read_only=spec.read_only)
+    if spec.range is not None and spec.type is float:
+        d.floating_point_range = [FloatingPointRange(from_value=float(spec.range[0]),
+                                                     to_value=float(spec.range[1]), step=0.0)]
+    elif spec.range is not None and spec.type is int:
+        d.integer_range = [IntegerRange(from_value=int(spec.range[0]),
+                                        to_value=int(spec.range[1]), step=1)]
+    if spec.choices is not None:
+        d.additional_constraints = 'one of: ' + ', '.join(repr(c) for c in spec.choices)
+    return d
+
+
+class OodMonitorNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__('ood_monitor', **kwargs)
+        self.core = None
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        values = {}
+        for name in ('model', 'detector', 'backend', 'device', 'require_gpu', 'threads'):
+            values[name] = self._declare(params.BY_NAME[name])
+        bundle = load_bundle(values['model'])
+        if values['detector'] and bundle.family != values['detector']:
+            raise StartupError(f"bundle {bundle.path} is a '{bundle.family}' detector but "
+                               f"detector:='{values['detector']}' was requested")
+        self.bundle = bundle
+        defaults = params.defaults(bundle.manifest.get('decision'))
+        for spec in params.SPECS:
+            if spec.name not in values:
+                values[spec.name] = self._declare(spec, defaults[spec.name])
+        detector = build_detector(bundle, values['backend'], values['device'], values['threads'],
+                                  values['require_gpu'])
+        if detector.fell_back:
+            self.get_logger().warning(f'device=gpu requested but running on {detector.provider}')
+        decision = DecisionEngine(bundle.calibration_scores)
+        problems = params.check_all(values, decision.pvalues.min_alpha)
+        if problems:
+            raise StartupError('invalid parameters: ' + '; '.join(problems))
+        decision.reconfigure(params.decision_config(values))
+        self.core = MonitorCore(detector, decision, params.monitor_settings(values))
+        self.values = values
+
+        # outputs
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.pub_safe = self.create_publisher(Bool, 'ood/is_safe', latched)
+        self.pub_score = self.create_publisher(Float32, 'ood/score', 10)
+        self.pub_status = self.create_publisher(DiagnosticArray, 'ood/status', 10)
+        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.pub_features = None
+        if values['forward_features']:
+            if not bundle.forward:
+                raise StartupError(f'forward_features is set but bundle {bundle.name} has no '
+                                   f'split tensor to forward')
+            self.pub_features = self.create_publisher(Image, 'ood/features', 10)
+        self.forwarded = self.withheld = self.bytes_forwarded = 0
+
+        # input: keep only the newest frame; a worker thread judges it
+        qos = QoSProfile(depth=values['qos_depth'], history=HistoryPolicy.KEEP_LAST,
+                         reliability=(ReliabilityPolicy.RELIABLE
+                                      if values['qos_reliability'] == 'reliable'
+                                      else ReliabilityPolicy.BEST_EFFORT))
+        if values['compressed']:
+            self.sub = self.create_subscription(CompressedImage, 'image/compressed',
+                                                self._on_image, qos)
+        else:
+            self.sub = self.create_subscription(Image, 'image', self._on_image, qos)
+        self._slot = None
+        self._slot_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, name='ood_judge', daemon=True)
+        self._worker.start()
+        self._last_published = None
+        self.create_timer(1.0 / values['heartbeat_rate'], self._heartbeat)
+        self.create_timer(1.0 / values['diagnostics_rate'], self._publish_diagnostics)
+        self._publish_safe(False)  # unsafe until the first frame has been judged
+        self.get_logger().info(
+            f"judging {self.sub.topic_name} with '{bundle.name}' ({bundle.family}) on "
+            f'{detector.provider}; fusion={values["fusion"]}, alpha={values["alpha"]}')
+
+    # -- parameters ---------------------------------------------------------------------------
+    def _declare(self, spec, default=None):
+        value = spec.default if default is None else default
+        return self.declare_parameter(spec.name, value, _descriptor(spec)).value
+
+    def _on_set_parameters(self, changes) -> SetParametersResult:
+        for p in changes:
+            msg = params.check_value(p.name, p.value)
+            if msg:
+                return SetParametersResult(successful=False, reason=msg)
+        if self.core is None:  # still starting up: single values checked, the rest follows
+            return SetParametersResult(successful=True)
+        values = dict(self.values)
+        values.update({p.name: p.value for p in changes if p.name in params.BY_NAME})
+        problems = params.check_all(values, self.core.decision.pvalues.min_alpha)
+        if problems:
+            return SetParametersResult(successful=False, reason='; '.join(problems))
+        self.core.decision.reconfigure(params.decision_config(values))
+        self.core.settings = params.monitor_settings(values)
+        self.values = values
+        self.get_logger().info('parameters updated: ' +
+                               ', '.join(f'{p.name}={p.value}' for p in changes))
+        return SetParametersResult(successful=True)
+
+    # -- input --------------------------------------------------------------------------------
+    def _on_image(self, msg) -> None:
+        now = time.monotonic()
+        self.core.frame_received(now)
+        with self._slot_lock:
+            if self._slot is not None:
+                self.core.frame_skipped()
+            self._slot = (msg, now)
+        self._wake.set()
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            if not self._wake.wait(timeout=0.1):
+                continue
+            self._wake.clear()
+            with self._slot_lock:
+                item, self._slot = self._slot, None
+            if item is None:
+                continue
+            msg, received_at = item
+            try:
+                image = self._decode(msg)
+            except FrameError as exc:
+                self.core.frame_rejected(str(exc))
+                self.get_logger().warning(f'rejected frame: {exc}', throttle_duration_sec=2.0)
+                continue
+            verdict = self.core.judge(image, received_at)
+            try:
+                self._publish_verdict(msg.header, verdict)
+            except Exception as exc:  # context shut down under us during exit
+                if rclpy.ok(context=self.context):
+                    raise
+                self.get_logger().debug(f'publish after shutdown: {exc}')
+
+    def _decode(self, msg):
+        if isinstance(msg, CompressedImage):
+            return decode_compressed(msg.format, msg.data)
+        return decode_raw(msg.encoding, msg.height, msg.width, msg.step, bool(msg.is_bigendian),
+                          msg.data)
+
+    # -- output -------------------------------------------------------------------------------
+    def _publish_safe(self, is_safe: bool) -> None:
+        self.pub_safe.publish(Bool(data=bool(is_safe)))
+        self._last_published = is_safe
+
+    def _publish_verdict(self, header, v) -> None:
+        self.pub_score.publish(Float32(data=float(v.score)))
+        self._publish_safe(v.is_safe)
+        st = DiagnosticStatus(level=_LEVEL[v.is_safe], name=f'{self.get_fully_qualified_name()}',
+                              message=v.reason, hardware_id=self.bundle.name)
+        st.values = [KeyValue(key=k, value=f'{val:.6g}' if isinstance(val, float) else str(val))
+                     for k, val in (('score', v.score), ('p_value', v.p_value),
+                                    ('threshold', v.threshold), ('frame_ood', v.frame_ood),
+                                    ('fused', v.fused), ('is_safe', v.is_safe),
+                                    ('latency_ms', v.latency_ms),
+                                    ('inference_ms', v.inference_ms),
+                                    ('deadline_missed', v.deadline_missed))]
+        self.pub_status.publish(DiagnosticArray(header=header, status=[st]))
+        if self.pub_features is not None:
+            if v.is_safe and v.score == v.score:
+                out = forwarded_tensor_message(header, v.outputs[self.bundle.forward['output']])
+                self.pub_features.publish(out)
+                self.forwarded += 1
+                self.bytes_forwarded += len(out.data)
+            else:
+                self.withheld += 1
+
+    def _heartbeat(self) -> None:
+        is_safe, _ = self.core.state()
+        self._publish_safe(is_safe)
+
+    def _publish_diagnostics(self) -> None:
+        d = self.core.diagnostics()
+        level = (DiagnosticStatus.OK if d['is_safe'] else
+                 DiagnosticStatus.WARN if d['reason'].startswith(('out of', 'recovering'))
+                 else DiagnosticStatus.ERROR)
+        kv = {'model': self.bundle.name, 'model_path': str(self.bundle.path),
+              'detector_family': self.bundle.family, 'provider': self.core.detector.provider,
+              'gpu_fallback': self.core.detector.fell_back, **d}
+        if self.pub_features is not None:
+            kv.update(frames_forwarded=self.forwarded, frames_withheld=self.withheld,
+                      bytes_forwarded=self.bytes_forwarded)
+        st = DiagnosticStatus(level=level, name=f'{self.get_name()}: OOD monitor',
+                              message=d['reason'], hardware_id=self.bundle.name,
+                              values=[KeyValue(key=k, value=f'{v:.4g}' if isinstance(v, float)
+                                               else str(v)) for k, v in kv.items()])
+        msg = DiagnosticArray(status=[st])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(msg)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._worker.is_alive():
+            self._worker.join(timeout=2.0)
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = OodMonitorNode()
+    except (BundleError, BackendError, StartupError, ParameterException, ValueError) as exc:
+        rclpy.logging.get_logger('ood_monitor').fatal(f'cannot start: {exc}')
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

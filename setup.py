@@ -1,0 +1,49 @@
+"""ament_python package setup; the version comes from package.xml (the one place it is written)."""
+import os
+import re
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'leanood_ros'
+HERE = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(HERE, 'package.xml'), encoding='utf-8') as f:
+    VERSION = re.search(r'<version>([^<]+)</version>', f.read()).group(1)
+
+
+def tree(src, dst_root):
+    """data_files entries that install every file under `src` keeping its layout."""
+    entries = []
+    for root, _, files in os.walk(src):
+        if files:
+            entries.append((os.path.join(dst_root, root),
+                            [os.path.join(root, name) for name in sorted(files)]))
+    return entries
+
+
+setup(
+    name=PACKAGE,
+    version=VERSION,
+    packages=find_packages(exclude=['test', 'test.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
+        ('share/' + PACKAGE, ['package.xml']),
+        ('share/' + PACKAGE + '/launch', glob('launch/*.launch.py')),
+        ('share/' + PACKAGE + '/config', glob('config/*.yaml') + glob('config/*.xml')),
+    ] + tree('models', 'share/' + PACKAGE) + tree('samples', 'share/' + PACKAGE),
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='leanood_ros maintainers',
+    maintainer_email='leanood@example.com',
+    description='Lean OOD safety monitor for camera-driven robots (ROS 2).',
+    license='Apache-2.0',
+    extras_require={'test': ['pytest']},
+    entry_points={
+        'console_scripts': [
+            'ood_monitor = leanood_ros.nodes.ood_monitor:main',
+            'camera_replay = leanood_ros.nodes.camera_replay:main',
+            'collaborative_inference = leanood_ros.nodes.collaborative_inference:main',
+            'leanood = leanood_ros.cli:main',
+        ],
+    },
+)

@@ -1,0 +1,29 @@
+import itertools
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_DIR = Path(__file__).resolve().parent
+for p in (str(REPO), str(TEST_DIR)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+# Keep DDS traffic on this host for every rclpy context this process and its children create.
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+
+# One ROS domain per test: a base drawn from the pid keeps parallel CI jobs apart (0..232 valid).
+_domains = itertools.count(1 + (os.getpid() * 7) % 150)
+
+
+@pytest.fixture
+def domain_id():
+    return next(_domains) % 232 + 1
+
+
+@pytest.fixture(scope='session')
+def tiny_bundle(tmp_path_factory):
+    from bundle_factory import make_tiny_bundle
+    return make_tiny_bundle(tmp_path_factory.mktemp('bundles') / 'tiny')
