@@ -21,6 +21,12 @@ def start_monitor(bundle, domain_id, tmp_path, *extra, name='monitor'):
     return RosProcess.node(MONITOR, args, domain_id, tmp_path / f'{name}.log')
 
 
+def wait_until_connected(listener, mon):
+    """The monitor is up and matched with the listener once its latched flag has arrived."""
+    assert listener.wait_for(lambda: listener.get('ood/is_safe'), 30), mon.output()
+    time.sleep(0.2)
+
+
 def start_camera(domain_id, tmp_path, scenario, *extra):
     return RosProcess([*CAMERA, '--scenario', scenario, *extra], domain_id,
                       tmp_path / 'camera.log')
@@ -51,7 +57,7 @@ def test_verdicts_follow_the_stream_with_source_stamps(tiny_bundle, domain_id, t
     mon = start_monitor(tiny_bundle, domain_id, tmp_path)
     try:
         # Before any frame: the latched flag says unsafe.
-        assert listener.wait_for(lambda: listener.get('ood/is_safe'), 20), mon.output()
+        wait_until_connected(listener, mon)
         assert listener.get('ood/is_safe')[0][1].data is False
         cam = start_camera(domain_id, tmp_path, 'id:40,ood:30', '--rate', '20')
         assert cam.wait(60) == 0, cam.output()
@@ -85,6 +91,7 @@ def test_stale_input_turns_unsafe_within_timeout(tiny_bundle, domain_id, tmp_pat
     mon = start_monitor(tiny_bundle, domain_id, tmp_path, 'input_timeout:=0.5',
                         'heartbeat_rate:=20.0')
     try:
+        wait_until_connected(listener, mon)
         cam = start_camera(domain_id, tmp_path, 'id:30', '--rate', '20')
         assert cam.wait(60) == 0, cam.output()
         assert listener.wait_for(lambda: listener.get('ood/status'), 5)
@@ -104,6 +111,7 @@ def test_stale_input_turns_unsafe_within_timeout(tiny_bundle, domain_id, tmp_pat
 def test_malformed_frames_are_rejected_and_counted(tiny_bundle, domain_id, tmp_path, listener):
     mon = start_monitor(tiny_bundle, domain_id, tmp_path)
     try:
+        wait_until_connected(listener, mon)
         cam = start_camera(domain_id, tmp_path, 'id:10,bad:15,id:10', '--rate', '15')
         assert cam.wait(60) == 0, cam.output()
         assert listener.wait_for(
@@ -121,6 +129,7 @@ def test_malformed_frames_are_rejected_and_counted(tiny_bundle, domain_id, tmp_p
 def test_compressed_input(tiny_bundle, domain_id, tmp_path, listener):
     mon = start_monitor(tiny_bundle, domain_id, tmp_path, 'compressed:=true')
     try:
+        wait_until_connected(listener, mon)
         cam = start_camera(domain_id, tmp_path, 'id:15,bad:3,ood:15', '--rate', '15',
                            '--compressed')
         assert cam.wait(60) == 0, cam.output()

@@ -231,7 +231,7 @@ class Wobble:
 
     def __init__(self, rng: np.random.Generator, scale: float = 1.0):
         self.scale = scale
-        self.a = [rng.uniform(0.010, 0.022) * scale, rng.uniform(0.004, 0.012) * scale]
+        self.a = [rng.uniform(0.010, 0.022) * scale, rng.uniform(0.003, 0.008) * scale]
         self.f = [rng.uniform(0.07, 0.18), rng.uniform(0.25, 0.55)]
         self.ph = [rng.uniform(0, 2 * math.pi), rng.uniform(0, 2 * math.pi)]
         self.yaw_a = math.radians(rng.uniform(0.8, 2.5)) * scale

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test suite, from a fresh clone: sets up .venv if needed, runs every test with pytest, then
+# builds and tests the package as a ROS workspace would (colcon build + colcon test).
+#   scripts/test.sh            everything
+#   scripts/test.sh -k node    extra arguments go to the pytest run
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$ROOT/scripts/setup_env.sh"
+cd "$ROOT"
+PY="$ROOT/.venv/bin/python"
+echo "== pytest"
+"$PY" -m pytest -q -ra "$@"
+if [[ $# -eq 0 ]]; then
+  echo "== colcon build + colcon test (ament_python workspace)"
+  WS="$(mktemp -d)"
+  trap 'rm -rf "$WS"' EXIT
+  export PATH="$ROOT/.venv/bin:$PATH"
+  colcon --log-base "$WS/log" build --base-paths "$ROOT" --build-base "$WS/build" \
+    --install-base "$WS/install" >"$WS/build.log" 2>&1 || { cat "$WS/build.log"; exit 1; }
+  # colcon test runs the package's own pytest suite against the colcon install
+  # (the slow tooling tests already ran above).
+  colcon --log-base "$WS/log" test --base-paths "$ROOT" --build-base "$WS/build" \
+    --install-base "$WS/install" --return-code-on-test-failure \
+    --pytest-args -m "not slow" -q
+  colcon --log-base "$WS/log" test-result --test-result-base "$WS/build" --verbose | tail -n 3
+fi

@@ -1,0 +1,114 @@
+import math
+
+import numpy as np
+import pytest
+
+from leanood_ros.decision import (ConformalPValues, DecisionConfig, DecisionEngine,
+                                  mixture_betting)
+
+CAL = np.random.default_rng(0).normal(size=999)
+
+
+def test_p_values_are_conformal_ranks():
+    pv = ConformalPValues([1.0, 2.0, 3.0, 4.0])
+    assert pv(10.0) == pytest.approx(1 / 5)
+    assert pv(3.0) == pytest.approx(3 / 5)     # ties count as at-or-above
+    assert pv(-1.0) == pytest.approx(1.0)
+    assert pv.min_alpha == pytest.approx(0.2)
+
+
+def test_p_values_of_id_scores_are_uniform():
+    pv = ConformalPValues(CAL)
+    ps = np.array([pv(s) for s in np.random.default_rng(1).normal(size=20000)])
+    for a in (0.01, 0.05, 0.2):
+        assert abs((ps <= a).mean() - a) < 0.25 * a + 0.003
+
+
+@pytest.mark.parametrize('alpha', [0.001, 0.01, 0.1])
+def test_threshold_matches_p_value_rule(alpha):
+    pv = ConformalPValues(CAL)
+    thr = pv.threshold(alpha)
+    assert pv(np.nextafter(thr, np.inf)) <= alpha < pv(thr)
+    assert ConformalPValues([1.0] * 10).threshold(0.01) == math.inf  # below 1/(n+1)
+
+
+@pytest.mark.parametrize('p', [1e-6, 0.001, 0.3, 0.999999, 1.0])
+def test_mixture_betting_closed_form(p):
+    eps = np.linspace(0, 1, 100001)
+    numeric = np.trapezoid(eps * p ** (eps - 1), eps)   # integral_0^1 e p^(e-1) de
+    assert mixture_betting(p) == pytest.approx(numeric, rel=1e-4)
+
+
+def test_mixture_betting_bets_on_small_p_values():
+    assert mixture_betting(1.0) == pytest.approx(0.5)
+    assert mixture_betting(0.001) > 10
+
+
+def run(engine, scores):
+    return [engine.update(float(s)) for s in scores]
+
+
+@pytest.mark.parametrize('fusion', ['none', 'vote', 'cusum'])
+def test_id_stream_stays_quiet_at_the_expected_rate(fusion):
+    eng = DecisionEngine(CAL, DecisionConfig(fusion=fusion, alpha=0.01, recovery_frames=0))
+    out = run(eng, np.random.default_rng(2).normal(size=20000))
+    frame_rate = np.mean([d.frame_ood for d in out])
+    assert frame_rate == pytest.approx(0.01, abs=0.004)     # per-frame test at alpha
+    alarm_rate = np.mean([d.alarm for d in out])
+    limit = {'none': 0.015, 'vote': 0.001, 'cusum': 0.002}[fusion]
+    assert alarm_rate <= limit, alarm_rate
+
+
+@pytest.mark.parametrize('fusion,max_delay', [('none', 0), ('vote', 2), ('cusum', 3)])
+@pytest.mark.parametrize('shift', [6.0, 10.0])
+def test_shift_is_caught_within_bounded_delay(fusion, max_delay, shift):
+    rng = np.random.default_rng(3)
+    delays = []
+    for _ in range(30):
+        eng = DecisionEngine(CAL, DecisionConfig(fusion=fusion))
+        run(eng, rng.normal(size=100))
+        out = run(eng, rng.normal(loc=shift, size=30))
+        delays.append(next(i for i, d in enumerate(out) if not d.is_safe))
+    assert max(delays) <= max_delay, delays
+
+
+def test_hysteresis_needs_recovery_frames():
+    eng = DecisionEngine(CAL, DecisionConfig(fusion='none', recovery_frames=5))
+    assert not eng.update(10.0).is_safe
+    out = run(eng, [-1.0] * 6)
+    assert [d.is_safe for d in out] == [False] * 4 + [True, True]
+    assert 'recovering (1/5' in out[0].reason and out[4].reason == 'in distribution (recovered)'
+
+
+def test_cusum_recovery_time_is_bounded_after_a_long_shift():
+    eng = DecisionEngine(CAL, DecisionConfig(fusion='cusum', recovery_frames=5))
+    run(eng, [10.0] * 1000)
+    out = run(eng, [-1.0] * 60)
+    assert out[-1].is_safe
+    assert next(i for i, d in enumerate(out) if d.is_safe) < 40
+
+
+def test_score_threshold_overrides_alpha():
+    eng = DecisionEngine(CAL, DecisionConfig(fusion='none', score_threshold=100.0))
+    assert eng.update(50.0).is_safe and not eng.update(150.0).is_safe
+
+
+@pytest.mark.parametrize('bad', [dict(alpha=0.0), dict(alpha=1.5), dict(fusion='maybe'),
+                                 dict(vote_k=6, vote_n=5), dict(cusum_window=0),
+                                 dict(cusum_threshold=0.0), dict(recovery_frames=-1),
+                                 dict(score_threshold=-1.0)])
+def test_invalid_configs_are_rejected_and_old_kept(bad):
+    eng = DecisionEngine(CAL)
+    before = eng.config
+    with pytest.raises(ValueError):
+        eng.reconfigure(before.replace(**bad))
+    assert eng.config is before
+    with pytest.raises(ValueError):
+        DecisionEngine(CAL, DecisionConfig().replace(**bad))
+
+
+def test_live_reconfigure_keeps_alarm_state():
+    eng = DecisionEngine(CAL, DecisionConfig(fusion='none', recovery_frames=3))
+    eng.update(10.0)
+    eng.reconfigure(eng.config.replace(fusion='vote'))
+    assert not eng.update(-1.0).is_safe  # still recovering after the switch
