@@ -1,0 +1,165 @@
+"""`camera_replay`: plays a recording (rosbag2, image folder or video) as a camera.
+
+Publishes sensor_msgs/Image on `image` (or CompressedImage on `image/compressed`) with fresh header
+stamps, at the recorded rate or a given one, optionally looping, optionally injecting a shift
+(e.g. rain) after some seconds so a monitor can be seen reacting without recording anything.
+Each frame's label (known from the recording, or the injected shift) is published on
+`camera_replay/label` as a std_msgs/Header: the frame's stamp, and the label in frame_id.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from ..data.recordings import RecordingError, open_recording
+from ..image_conversion import to_rgb
+
+SAMPLE = 'sample'
+UNKNOWN = 'unknown'
+
+
+def sample_recording() -> Path:
+    """The small recording shipped with the package (installed share, else the checkout)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        p = Path(get_package_share_directory('leanood_ros')) / 'samples' / 'duckietown_rain'
+        if p.exists():
+            return p
+    except Exception:
+        pass
+    return Path(__file__).resolve().parents[2] / 'samples' / 'duckietown_rain'
+
+
+class CameraReplay(Node):
+    def __init__(self, **kwargs):
+        super().__init__('camera_replay', **kwargs)
+
+        def declare(name, default, description):
+            return self.declare_parameter(name, default, ParameterDescriptor(
+                description=description, read_only=True)).value
+        path = declare('recording', SAMPLE, "Recording to play: bag, image folder, video, or "
+                                            "'sample' (the shipped sample).")
+        topic = declare('bag_topic', '', 'Image topic inside a bag (default: /camera/image_raw '
+                                         'or the only image topic).')
+        rate = declare('rate', 0.0, 'Frames per second; 0 = the recorded rate.')
+        self.loop = declare('loop', False, 'Start again at the end instead of stopping.')
+        self.compressed = declare('compressed', False, 'Publish CompressedImage (jpeg) on '
+                                                       'image/compressed.')
+        self.frame_id = declare('frame_id', 'camera', 'header.frame_id of published frames.')
+        shift = declare('shift', '', 'Shift to inject live (rain, dark, fog, glare, blur, '
+                                     'noise, snow); empty = none.')
+        self.shift_after = declare('shift_after_s', 5.0, 'Seconds of playback before the '
+                                                         'injected shift starts.')
+        self.wait_subscribers = declare('wait_for_subscribers', 0, 'Hold playback until this '
+                                        'many subscribers are matched (0 = start at once).')
+        best_effort = declare('best_effort', False, 'Publish with best-effort QoS.')
+        self.jpeg_quality = 85
+
+        self.path = sample_recording() if path == SAMPLE else Path(path)
+        self.recording = open_recording(self.path, topic or None)  # RecordingError if bad
+        if len(self.recording) == 0:
+            raise RecordingError(f'{self.path}: recording has no frames')
+        self.shift = None
+        if shift:
+            from ..data.shifts import Shift
+            self.shift = Shift(shift, seed=0)  # ValueError names the known shifts
+        self.period = 1.0 / rate if rate > 0 else self._recorded_period()
+        if rate < 0 or not 0.001 <= self.period <= 60:
+            raise ValueError(f'rate must be >= 0 and give 0.017..1000 fps, got {rate}')
+
+        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT if best_effort
+                         else ReliabilityPolicy.RELIABLE)
+        self.pub = (self.create_publisher(CompressedImage, 'image/compressed', qos)
+                    if self.compressed else self.create_publisher(Image, 'image', qos))
+        self.pub_label = self.create_publisher(Header, 'camera_replay/label', 50)
+        self.frames = iter(self.recording)
+        self.sent = 0
+        self.started = None
+        self.finished = False
+        self.timer = self.create_timer(self.period, self._tick)
+        self.get_logger().info(
+            f'playing {self.path} ({len(self.recording)} frames) on {self.pub.topic_name} at '
+            f'{1 / self.period:.1f} fps' + (f', {shift} after {self.shift_after:g} s'
+                                             if shift else '') + (', looping' if self.loop else ''))
+
+    def _recorded_period(self) -> float:
+        stamps = []
+        for frame in self.recording:
+            stamps.append(frame.stamp_ns)
+            if len(stamps) >= 30:
+                break
+        diffs = np.diff(stamps)
+        diffs = diffs[diffs > 0]
+        return float(np.median(diffs)) / 1e9 if diffs.size else 1.0 / 15.0
+
+    def _tick(self) -> None:
+        if self.finished:
+            return
+        if self.started is None:
+            if self.pub.get_subscription_count() < self.wait_subscribers:
+                return
+            self.started = time.monotonic()
+        try:
+            frame = next(self.frames)
+        except StopIteration:
+            if not self.loop:
+                self.finished = True
+                self.get_logger().info(f'finished: {self.sent} frames published')
+                return
+            self.frames = iter(self.recording)
+            frame = next(self.frames)
+        rgb, label = to_rgb(frame.image), frame.label
+        if self.shift is not None and time.monotonic() - self.started >= self.shift_after:
+            rgb, label = self.shift(rgb), self.shift.name
+        header = Header(frame_id=self.frame_id, stamp=self.get_clock().now().to_msg())
+        self.pub.publish(self._message(header, rgb))
+        self.pub_label.publish(Header(stamp=header.stamp,
+                                      frame_id=label if label is not None else UNKNOWN))
+        self.sent += 1
+
+    def _message(self, header, rgb):
+        if self.compressed:
+            msg = CompressedImage(header=header, format='jpeg')
+            msg.data = cv2.imencode('.jpg', rgb[..., ::-1],
+                                    [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])[1].tobytes()
+            return msg
+        h, w = rgb.shape[:2]
+        msg = Image(header=header, height=h, width=w, encoding='rgb8', is_bigendian=0, step=w * 3)
+        msg.data = rgb.tobytes()
+        return msg
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = CameraReplay()
+    except (RecordingError, ValueError, rclpy.exceptions.ParameterException) as exc:
+        rclpy.logging.get_logger('camera_replay').fatal(f'cannot start: {exc}')
+        rclpy.try_shutdown()
+        return 2
+    try:
+        while rclpy.ok() and not (node.finished and not node.loop):
+            rclpy.spin_once(node, timeout_sec=0.1)
+        time.sleep(0.3)  # let the last messages leave
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.recording.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
