@@ -29,8 +29,8 @@ def _pipeline(name: str, seed: int):
                           drop_color=(190, 190, 190), blur_value=3, brightness_coefficient=0.8,
                           rain_type='heavy', p=1.0)]
     elif name == 'dark':
-        t = [A.RandomGamma(gamma_limit=(300, 340), p=1.0),
-             A.RandomBrightnessContrast(brightness_limit=(-0.08, -0.04),
+        t = [A.RandomGamma(gamma_limit=(170, 200), p=1.0),
+             A.RandomBrightnessContrast(brightness_limit=(0.0, 0.0),
                                         contrast_limit=(-0.2, -0.1), p=1.0),
              A.GaussNoise(std_range=(0.015, 0.03), p=1.0)]
     elif name == 'fog':
@@ -44,7 +44,7 @@ def _pipeline(name: str, seed: int):
         t = [A.GaussNoise(std_range=(0.08, 0.12), p=1.0),
              A.ISONoise(color_shift=(0.02, 0.05), intensity=(0.3, 0.5), p=1.0)]
     elif name == 'snow':
-        t = [A.RandomSnow(brightness_coeff=2.0, snow_point_range=(0.3, 0.4), p=1.0)]
+        t = [A.RandomSnow(brightness_coeff=2.0, snow_point_range=(0.3, 0.4), method="texture", p=1.0)]
     else:
         raise ValueError(f"unknown shift '{name}' (known: {', '.join(SHIFTS)})")
     return A.Compose(t, seed=seed)
