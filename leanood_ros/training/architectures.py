@@ -1,0 +1,119 @@
+"""beta-VAE encoder/decoder family (offline tooling; torch).
+
+The reference baseline is the seed paper's configuration: RGB 224x224, four conv blocks (3x3 conv,
+batch norm, LeakyReLU, 2x2 max-pool) of 128/64/32/16 channels, fully connected 3136-2048-1000-250,
+latent 30.  Students and pruned variants are the same family with other widths and input sizes,
+described by an `architecture` dict that travels in the bundle (so the torch backend can rebuild
+the module from safetensors weights, without pickle).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+BASELINE = {'type': 'vae_encoder', 'input_size': 224, 'channels': [128, 64, 32, 16],
+            'fc': [2048, 1000, 250], 'latent': 30}
+
+
+def conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                         nn.LeakyReLU(0.1, inplace=True), nn.MaxPool2d(2))
+
+
+def _mlp(dims: list) -> nn.Sequential:
+    layers = []
+    for a, b in zip(dims[:-1], dims[1:]):
+        layers += [nn.Linear(a, b), nn.LeakyReLU(0.1, inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class VaeEncoder(nn.Module):
+    """image (N, 3, S, S) -> (mu, logvar), each (N, latent)."""
+
+    def __init__(self, input_size: int = 224, channels=(128, 64, 32, 16), fc=(2048, 1000, 250),
+                 latent: int = 30, **_):
+        super().__init__()
+        chans = [3] + list(channels)
+        self.features = nn.Sequential(*[conv_block(a, b) for a, b in zip(chans[:-1], chans[1:])])
+        side = input_size // 2 ** len(channels)
+        if side < 1:
+            raise ValueError(f'input {input_size} too small for {len(channels)} pooling stages')
+        self.flat = chans[-1] * side * side
+        self.fc = _mlp([self.flat] + list(fc))
+        self.mu = nn.Linear(fc[-1] if fc else self.flat, latent)
+        self.logvar = nn.Linear(fc[-1] if fc else self.flat, latent)
+
+    def forward(self, x):
+        h = self.fc(torch.flatten(self.features(x), 1))
+        return self.mu(h), self.logvar(h)
+
+
+class VaeDecoder(nn.Module):
+    """latent -> image in [0, 1]; used only for training, so it is lighter than a mirror of the
+    encoder (a mirrored 128-channel block at full resolution costs ~7 GMACs per image)."""
+
+    def __init__(self, input_size: int = 224, channels=(128, 64, 32, 16), fc=(2048, 1000, 250),
+                 latent: int = 30, **_):
+        super().__init__()
+        stages = len(channels)
+        self.side = input_size // 2 ** stages
+        self.c0 = channels[-1]
+        self.fc = _mlp([latent] + list(reversed(fc)) + [self.c0 * self.side * self.side])
+        # widths from coarse to fine: 64 at the coarse end, halving towards full resolution
+        widths = [max(16, 64 // 2 ** max(0, i - 1)) for i in range(stages)]
+        blocks, c = [], self.c0
+        for w in widths:
+            blocks += [nn.Upsample(scale_factor=2, mode='nearest'),
+                       nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w),
+                       nn.LeakyReLU(0.1, inplace=True)]
+            c = w
+        self.deconv = nn.Sequential(*blocks)
+        self.out = nn.Conv2d(c, 3, 3, padding=1)
+
+    def forward(self, z):
+        h = self.fc(z).view(-1, self.c0, self.side, self.side)
+        return torch.sigmoid(self.out(self.deconv(h)))
+
+
+class BetaVAE(nn.Module):
+    def __init__(self, arch: dict):
+        super().__init__()
+        self.arch = dict(arch)
+        self.encoder = VaeEncoder(**arch)
+        self.decoder = VaeDecoder(**arch)
+
+    def forward(self, x):
+        mu, logvar = self.encoder(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        return self.decoder(z), mu, logvar
+
+
+def build_encoder(arch: dict) -> VaeEncoder:
+    if arch.get('type', 'vae_encoder') != 'vae_encoder':
+        raise ValueError(f"unknown architecture type {arch.get('type')!r}")
+    return VaeEncoder(**arch)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def encoder_from_state(arch: dict, state: dict) -> VaeEncoder:
+    """Rebuild an encoder whose layer widths may differ from `arch` (pruned): widths are read
+    from the weights themselves."""
+    chans = [state[f'features.{i}.0.weight'].shape[0] for i in range(len(arch['channels']))]
+    fcs = [state[f'fc.{2 * i}.weight'].shape[0] for i in range(len(arch['fc']))]
+    arch = dict(arch, channels=chans, fc=fcs)
+    enc = build_encoder(arch)
+    enc.load_state_dict(state)
+    enc.arch = arch
+    return enc
+
+
+def load_torch_twin(spec: dict, bundle_path: Path) -> nn.Module:
+    """The torch backend's model: architecture from the manifest, weights from safetensors."""
+    from safetensors.torch import load_file
+    state = load_file(str(Path(bundle_path) / spec['file']))
+    return encoder_from_state(spec['architecture'], state)
