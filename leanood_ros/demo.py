@@ -65,7 +65,8 @@ def run(model: str, recording: str, device: str = 'cpu', rate: float = 0.0,
     node.create_subscription(DiagnosticArray, 'ood/status', on_status, 1000)
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
-    spin = threading.Thread(target=lambda: _spin(ex, ctx), daemon=True)
+    stop = threading.Event()
+    spin = threading.Thread(target=_spin, args=(ex, stop), daemon=True)
     spin.start()
 
     monitor = _node('leanood_ros.nodes.ood_monitor', {'model': model, 'device': device}, env, log)
@@ -89,7 +90,10 @@ def run(model: str, recording: str, device: str = 'cpu', rate: float = 0.0,
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        stop.set()
+        spin.join(timeout=2.0)
         ex.shutdown(timeout_sec=1.0)
+        node.destroy_node()
         rclpy.try_shutdown(context=ctx)
         log.close()
     if replay.returncode not in (0, None, -signal.SIGINT):
@@ -97,8 +101,8 @@ def run(model: str, recording: str, device: str = 'cpu', rate: float = 0.0,
     return summarize(labels, verdicts, quiet)
 
 
-def _spin(ex, ctx):
-    while ctx.ok():
+def _spin(ex, stop):
+    while not stop.is_set():
         try:
             ex.spin_once(timeout_sec=0.05)
         except Exception:

@@ -123,7 +123,7 @@ def build(raw: Path, out: Path, plan_path: Path = PLAN, shifts=SHIFTS) -> dict:
 
 
 def build_sample(raw: Path, dest: Path, base: str = 'test_udem1_0', shift: str = 'rain',
-                 id_frames: int = 45, ood_frames: int = 45) -> dict:
+                 id_frames: int = 40, ood_frames: int = 35) -> dict:
     """The small recording committed under samples/: lane driving, then `shift` starts."""
     files = _frames(raw / base)
     start = max(0, len(files) // 2 - id_frames)

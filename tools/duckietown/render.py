@@ -316,11 +316,15 @@ def main(argv=None):
 
     import cv2
 
+    import contextlib
+    import io
     import logging
 
-    logging.getLogger("gym-duckietown").setLevel(logging.WARNING)
-    logging.getLogger("duckietown_world").setLevel(logging.WARNING)
-    from gym_duckietown.simulator import Simulator, NotInLane
+    # The gym/duckietown imports print banners (gym deprecation notice, pyglet options).
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        from gym_duckietown.simulator import NotInLane, Simulator
+    for name in ("gym-duckietown", "duckietown_world", "gym_duckietown"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     t_start = time.time()
     env = Simulator(
