@@ -165,3 +165,17 @@ class MonitorCore:
                 'inference_p50_ms': self.inference.percentile(50),
                 'last_rejection': self.last_rejection,
             }
+
+
+def collaborative_accounting(bundle, forwarded: int, withheld: int, bytes_forwarded: int) -> dict:
+    """EARLIN's cost argument: what withholding OOD frames saves against forwarding every frame."""
+    fwd = bundle.forward or {}
+    per_frame = int(fwd.get('bytes', 0))  # per forwarded frame, in the forwarded dtype
+    cloud = int(bundle.manifest.get('flops', {}).get('cloud_macs', 0))
+    total = forwarded + withheld
+    return {'frames_forwarded': forwarded, 'frames_withheld': withheld,
+            'bytes_forwarded': bytes_forwarded,
+            'bytes_if_all_forwarded': per_frame * total,
+            'bytes_saved': per_frame * withheld,
+            'cloud_macs_saved': cloud * withheld,
+            'withheld_fraction': (withheld / total) if total else 0.0}

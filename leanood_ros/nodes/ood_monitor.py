@@ -27,7 +27,7 @@ from ..bundle import BundleError, load_bundle
 from ..decision import DecisionEngine
 from ..detectors import build_detector
 from ..image_conversion import FrameError, decode_compressed, decode_raw
-from ..monitor import MonitorCore
+from ..monitor import MonitorCore, collaborative_accounting
 from .ros_common import forwarded_tensor_message
 
 _PTYPE = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
@@ -204,12 +204,14 @@ class OodMonitorNode(Node):
                                     ('deadline_missed', v.deadline_missed))]
         self.pub_status.publish(DiagnosticArray(header=header, status=[st]))
         if self.pub_features is not None:
-            if v.is_safe and v.score == v.score:
-                out = forwarded_tensor_message(header, v.outputs[self.bundle.forward['output']])
+            fwd = self.bundle.forward
+            if v.is_safe and fwd['output'] in v.outputs:
+                out = forwarded_tensor_message(header, v.outputs[fwd['output']],
+                                               fwd.get('dtype', 'float32'))
                 self.pub_features.publish(out)
                 self.forwarded += 1
                 self.bytes_forwarded += len(out.data)
-            else:
+            else:  # OOD (or not judged): the cloud never sees it
                 self.withheld += 1
 
     def _heartbeat(self) -> None:
@@ -225,8 +227,8 @@ class OodMonitorNode(Node):
               'detector_family': self.bundle.family, 'provider': self.core.detector.provider,
               'gpu_fallback': self.core.detector.fell_back, **d}
         if self.pub_features is not None:
-            kv.update(frames_forwarded=self.forwarded, frames_withheld=self.withheld,
-                      bytes_forwarded=self.bytes_forwarded)
+            kv.update(collaborative_accounting(self.bundle, self.forwarded, self.withheld,
+                                               self.bytes_forwarded))
         st = DiagnosticStatus(level=level, name=f'{self.get_name()}: OOD monitor',
                               message=d['reason'], hardware_id=self.bundle.name,
                               values=[KeyValue(key=k, value=f'{v:.4g}' if isinstance(v, float)

@@ -11,12 +11,13 @@ from sensor_msgs.msg import Image
 _DTYPES = {np.dtype(np.float32): '32F', np.dtype(np.float16): '16F'}
 
 
-def forwarded_tensor_message(header, tensor: np.ndarray) -> Image:
+def forwarded_tensor_message(header, tensor: np.ndarray, dtype: str = 'float32') -> Image:
     t = np.asarray(tensor)
     if t.ndim != 4 or t.shape[0] != 1:
         raise ValueError(f'expected a 1xCxHxW tensor, got shape {t.shape}')
+    t = t.astype(np.dtype(dtype), copy=False)
     if t.dtype not in _DTYPES:
-        t = t.astype(np.float32)
+        raise ValueError(f'cannot forward {t.dtype} tensors (float32 or float16)')
     hwc = np.ascontiguousarray(t[0].transpose(1, 2, 0))
     c = hwc.shape[2]
     msg = Image(header=header, height=hwc.shape[0], width=hwc.shape[1],

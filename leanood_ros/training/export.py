@@ -37,13 +37,15 @@ def provenance(data: str, extra: dict | None = None) -> dict:
 
 
 def export_onnx(module: torch.nn.Module, input_size: int, path: Path, output_names,
-                opset: int = 17) -> Path:
+                opset: int = 17, example: torch.Tensor | None = None,
+                input_name: str = 'image') -> Path:
+    """ONNX with a dynamic batch axis; the input is an image unless `example` says otherwise."""
     module = module.eval().float().to(memory_format=torch.contiguous_format)
-    x = torch.zeros(1, 3, input_size, input_size)
-    torch.onnx.export(module, (x,), str(path), input_names=['image'],
+    x = torch.zeros(1, 3, input_size, input_size) if example is None else example
+    torch.onnx.export(module, (x,), str(path), input_names=[input_name],
                       output_names=list(output_names), opset_version=opset, dynamo=False,
-                      dynamic_axes={'image': {0: 'batch'}, **{o: {0: 'batch'}
-                                                              for o in output_names}})
+                      dynamic_axes={input_name: {0: 'batch'}, **{o: {0: 'batch'}
+                                                                 for o in output_names}})
     return path
 
 

@@ -1,0 +1,107 @@
+"""`collaborative_inference`: the "cloud" half of an EARLIN split model.
+
+Subscribes to the split tensors that `ood_monitor` (detector: earlin, forward_features: true)
+forwards for in-distribution frames only, runs the rest of the network (the bundle's `cloud`
+graph) and publishes the stamped prediction on `ood/prediction` as a diagnostic_msgs/DiagnosticArray
+(header = the source frame's header; values: class_id, confidence, top5), plus /diagnostics with
+frames and bytes received and latency.  Runs on any host of the same DDS domain.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.time import Time
+from sensor_msgs.msg import Image
+
+from ..backends import BackendError, make_backend
+from ..bundle import BundleError, load_bundle
+from ..stats import LatencyWindow
+from .ros_common import tensor_from_message
+
+
+class CollaborativeInference(Node):
+    def __init__(self, **kwargs):
+        super().__init__('collaborative_inference', **kwargs)
+
+        def declare(name, default, description):
+            return self.declare_parameter(name, default, ParameterDescriptor(
+                description=description, read_only=True)).value
+        model = declare('model', 'earlin_lite0', 'EARLIN bundle (variant name or path).')
+        device = declare('device', 'cpu', 'cpu or gpu.')
+        threads = declare('threads', 2, 'Inference threads.')
+        self.bundle = load_bundle(model)
+        if 'cloud' not in self.bundle.graphs or not self.bundle.forward:
+            raise BundleError(f'{self.bundle.path}: not a split model (no cloud graph)')
+        self.backend = make_backend(self.bundle, 'cloud', 'onnxruntime', device, threads)
+        self.expected = tuple(self.bundle.forward['shape'][1:])
+        self.pub = self.create_publisher(DiagnosticArray, 'ood/prediction', 10)
+        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(Image, 'ood/features', self._on_tensor, 10)
+        self.create_timer(1.0, self._diagnostics)
+        self.received = self.rejected = self.bytes = 0
+        self.latency = LatencyWindow()
+        self.get_logger().info(f"finishing '{self.bundle.name}' on {self.backend.provider}")
+
+    def _on_tensor(self, msg: Image) -> None:
+        try:
+            x = tensor_from_message(msg)
+            if tuple(x.shape[1:]) != self.expected:
+                raise ValueError(f'tensor shape {x.shape[1:]} != bundle {self.expected}')
+        except ValueError as exc:
+            self.rejected += 1
+            self.get_logger().warning(f'rejected tensor: {exc}', throttle_duration_sec=2.0)
+            return
+        probs = self.backend.run(np.ascontiguousarray(x, dtype=np.float32))['probabilities'][0]
+        top = np.argsort(probs)[::-1][:5]
+        self.received += 1
+        self.bytes += len(msg.data)
+        self.latency.add((self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds
+                         / 1e6)
+        st = DiagnosticStatus(level=DiagnosticStatus.OK, name='prediction',
+                              message=f'class {int(top[0])} ({probs[top[0]]:.3f})',
+                              hardware_id=self.bundle.name, values=[
+                                  KeyValue(key='class_id', value=str(int(top[0]))),
+                                  KeyValue(key='confidence', value=f'{probs[top[0]]:.6f}'),
+                                  KeyValue(key='top5', value=','.join(str(int(t)) for t in top))])
+        self.pub.publish(DiagnosticArray(header=msg.header, status=[st]))
+
+    def _diagnostics(self) -> None:
+        kv = {'model': self.bundle.name, 'provider': self.backend.provider,
+              'tensors_received': self.received, 'tensors_rejected': self.rejected,
+              'bytes_received': self.bytes,
+              'cloud_macs_per_frame': self.bundle.manifest.get('flops', {}).get('cloud_macs', ''),
+              'latency_p50_ms': f'{self.latency.percentile(50):.2f}'}
+        st = DiagnosticStatus(level=DiagnosticStatus.OK, name=f'{self.get_name()}: cloud part',
+                              message=f'{self.received} predictions', hardware_id=self.bundle.name,
+                              values=[KeyValue(key=k, value=str(v)) for k, v in kv.items()])
+        msg = DiagnosticArray(status=[st])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(msg)
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = CollaborativeInference()
+    except (BundleError, BackendError, rclpy.exceptions.ParameterException) as exc:
+        rclpy.logging.get_logger('collaborative_inference').fatal(f'cannot start: {exc}')
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

