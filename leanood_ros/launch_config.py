@@ -44,3 +44,27 @@ def monitor_node_config(detector: str = 'vae', variant: str = '', device: str = 
         # naming), both relative to the node so a namespace separates several monitors.
         'remappings': [('image', topic), ('image/compressed', topic + '/compressed')],
     }
+
+
+def replay_node_config(recording: str = 'sample', rate: str = '0.0', loop: str = 'false',
+                       shift: str = '', shift_after_s: str = '5.0', image_topic: str = '/camera/image_raw',
+                       compressed: str = 'false', namespace: str = '') -> dict:
+    try:
+        rate_v, after_v = float(rate), float(shift_after_s)
+    except ValueError as exc:
+        raise ValueError(f'launch arguments rate and shift_after_s must be numbers ({exc})') from exc
+    topic = image_topic.rstrip('/')
+    return {'namespace': namespace.strip('/'),
+            'parameters': [{'recording': recording, 'rate': rate_v, 'loop': parse_bool('loop', loop),
+                            'shift': shift, 'shift_after_s': after_v,
+                            'compressed': parse_bool('compressed', compressed)}],
+            'remappings': [('image', topic), ('image/compressed', topic + '/compressed')]}
+
+
+def cloud_node_config(variant: str = 'earlin_lite0', device: str = 'cpu', namespace: str = '',
+                      params_file: str = '') -> dict:
+    if device not in DEVICES:
+        raise ValueError(f'launch argument device must be one of {DEVICES}, got {device!r}')
+    return {'namespace': namespace.strip('/'),
+            'parameters': ([params_file] if params_file else []) +
+                          [{'model': variant or DEFAULT_VARIANT['earlin'], 'device': device}]}

@@ -113,3 +113,31 @@ def test_monitor_launch_file_builds_the_node(monkeypatch):
     (node,) = nodes
     assert node.kwargs['executable'] == 'ood_monitor' and node.kwargs['namespace'] == 'front'
     assert node.kwargs['parameters'][-1]['model'] == 'earlin_lite0'
+
+
+def test_collaborative_launch_sides(monkeypatch):
+    f = REPO / 'launch' / 'collaborative.launch.py'
+    _, both = _run_launch_file(f, monkeypatch)
+    assert [n.kwargs['executable'] for n in both] == ['ood_monitor', 'collaborative_inference']
+    assert both[0].kwargs['parameters'][-1]['forward_features'] is True
+    _, edge = _run_launch_file(f, monkeypatch, side='edge')
+    _, cloud = _run_launch_file(f, monkeypatch, side='cloud', device='gpu')
+    assert [n.kwargs['executable'] for n in edge] == ['ood_monitor']
+    assert [n.kwargs['executable'] for n in cloud] == ['collaborative_inference']
+    assert cloud[0].kwargs['parameters'][-1] == {'model': 'earlin_lite0', 'device': 'gpu'}
+
+
+def test_demo_launch_plays_the_sample_into_the_monitor(monkeypatch):
+    _, nodes = _run_launch_file(REPO / 'launch' / 'demo.launch.py', monkeypatch, shift='fog')
+    replay, monitor = nodes
+    assert replay.kwargs['parameters'][0]['recording'] == 'sample'
+    assert replay.kwargs['parameters'][0]['shift'] == 'fog'
+    assert replay.kwargs['parameters'][0]['loop'] is True
+    assert ('image', '/camera/image_raw') in replay.kwargs['remappings']
+    assert ('image', '/camera/image_raw') in monitor.kwargs['remappings']
+
+
+def test_replay_config_rejects_bad_numbers():
+    from leanood_ros.launch_config import replay_node_config
+    with pytest.raises(ValueError, match='numbers'):
+        replay_node_config(rate='fast')

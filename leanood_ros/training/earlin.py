@@ -172,15 +172,22 @@ class _MahalanobisScore(nn.Module):
 
 
 class EdgeGraph(nn.Module):
-    """image -> (score, split tensor): what runs on the robot."""
+    """image -> (score, split tensor): what runs on the robot.  The statistics of every tapped
+    stage (the split stage and, optionally, shallower ones) are concatenated: tapping a stage the
+    edge computes anyway costs no extra convolutions."""
 
-    def __init__(self, edge: nn.Module, scorer: nn.Module, reduction: str):
+    def __init__(self, stages: list, taps: list, scorer: nn.Module, reduction: str):
         super().__init__()
-        self.edge, self.scorer, self.reduction = edge, scorer, reduction
+        self.stages = nn.ModuleList(stages)
+        self.taps, self.scorer, self.reduction = list(taps), scorer, reduction
 
     def forward(self, x):
-        act = self.edge(x)
-        return self.scorer(reduce(act, self.reduction)), act
+        feats = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.taps:
+                feats.append(reduce(x, self.reduction))
+        return self.scorer(torch.cat(feats, dim=1)), x
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -217,7 +224,7 @@ def _sets(dataset: Path, split: str):
 
 
 def study(dataset: Path, out: Path, backbone: str = 'efficientnet-lite0', weights=None,
-          interpolation: str = 'area', fit_stride: int = 2, eval_stride: int = 1) -> dict:
+          interpolation: str = 'linear', fit_stride: int = 2, eval_stride: int = 1) -> dict:
     """Layer study on the validation split: AUROC per split point, reduction and distance."""
     from ..evaluation.frames import load_frames
     from ..evaluation.metrics import frame_metrics
@@ -249,13 +256,27 @@ def study(dataset: Path, out: Path, backbone: str = 'efficientnet-lite0', weight
                 sc = FeatureScorer(dist).fit(f_fit[(name, r)])
                 s_id, s_ood = sc.predict(f_id[(name, r)]), sc.predict(f_ood[(name, r)])
                 per = {s: frame_metrics(s_id, s_ood[labels == s]) for s in shifts}
-                rows.append({'split': name, 'reduction': r, 'distance': dist,
+                rows.append({'split': name, 'reduction': r, 'distance': dist, 'taps': [name],
                              'edge_macs': cum, 'edge_share': cum / total,
                              'dims': int(f_fit[(name, r)].shape[1]),
                              'mean_auroc': float(np.mean([m['auroc'] for m in per.values()])),
                              'min_auroc': float(np.min([m['auroc'] for m in per.values()])),
                              'mean_fpr95': float(np.mean([m['fpr95'] for m in per.values()])),
                              'per_shift': {s: round(m['auroc'], 5) for s, m in per.items()}})
+        # every stage up to the split, tapped at no extra convolution cost
+        taps = model.names[:model.names.index(name) + 1]
+        if len(taps) > 1:
+            cat = lambda f: np.concatenate([f[(t, 'meanstd')] for t in taps], axis=1)  # noqa
+            sc = FeatureScorer('mahalanobis').fit(cat(f_fit))
+            s_id, s_ood = sc.predict(cat(f_id)), sc.predict(cat(f_ood))
+            per = {s: frame_metrics(s_id, s_ood[labels == s]) for s in shifts}
+            rows.append({'split': name, 'reduction': 'meanstd', 'distance': 'mahalanobis',
+                         'taps': taps, 'edge_macs': cum, 'edge_share': cum / total,
+                         'dims': int(cat(f_fit).shape[1]),
+                         'mean_auroc': float(np.mean([m['auroc'] for m in per.values()])),
+                         'min_auroc': float(np.min([m['auroc'] for m in per.values()])),
+                         'mean_fpr95': float(np.mean([m['fpr95'] for m in per.values()])),
+                         'per_shift': {s: round(m['auroc'], 5) for s, m in per.items()}})
     result = {'backbone': backbone, 'interpolation': interpolation, 'total_macs': total,
               'stage_macs': macs, 'fit_frames': len(fit), 'val_id_frames': len(id_val),
               'val_ood_frames': len(ood_val), 'rows': rows}
@@ -274,21 +295,27 @@ def write_study_report(result: dict, out: Path) -> None:
              f"{result['val_id_frames']} ID and {result['val_ood_frames']} shifted validation "
              f"frames (resize: {result['interpolation']}).  Full model: "
              f"{result['total_macs'] / 1e6:.0f} M MACs.", '',
-             '| split | edge MACs (share) | reduction | distance | dims | mean AUROC | min AUROC '
-             '| mean FPR95 |', '|---|---|---|---|---|---|---|---|']
+             '| split | edge MACs (share) | stages tapped | reduction | distance | dims | mean AUROC '
+             '| min AUROC | mean FPR95 |', '|---|---|---|---|---|---|---|---|---|']
     for r in rows:
         lines.append(f"| {r['split']} | {r['edge_macs'] / 1e6:.1f} M ({100 * r['edge_share']:.1f} %)"
-                     f" | {r['reduction']} | {r['distance']} | {r['dims']} | {r['mean_auroc']:.4f}"
+                     f" | {'+'.join(r['taps'])} | {r['reduction']} | {r['distance']} | {r['dims']}"
+                     f" | {r['mean_auroc']:.4f}"
                      f" | {r['min_auroc']:.4f} | {r['mean_fpr95']:.4f} |")
     (out / 'study.md').write_text('\n'.join(lines) + '\n')
     fig, ax = plt.subplots(figsize=(6, 4))
-    for (red, dist), style in {('meanstd', 'mahalanobis'): 'o-', ('mean', 'mahalanobis'): 's--',
-                               ('meanstd', 'knn'): '^:', ('meanstd', 'kmeans'): 'v:'}.items():
+    for (red, dist, cum), style in {('meanstd', 'mahalanobis', True): 'o-',
+                                    ('meanstd', 'mahalanobis', False): 'o--',
+                                    ('mean', 'mahalanobis', False): 's--',
+                                    ('meanstd', 'knn', False): '^:',
+                                    ('meanstd', 'kmeans', False): 'v:'}.items():
         pts = [(r['edge_share'] * 100, r['mean_auroc']) for r in rows
-               if r['reduction'] == red and r['distance'] == dist]
-        ax.plot(*zip(*pts), style, label=f'{red} + {dist}')
+               if r['reduction'] == red and r['distance'] == dist and (len(r['taps']) > 1) == cum]
+        if pts:
+            ax.plot(*zip(*pts), style, label=f'{red} + {dist}' + (' (all stages up to the split)'
+                                                                   if cum else ''))
     for r in rows:
-        if r['reduction'] == 'meanstd' and r['distance'] == 'mahalanobis':
+        if r['reduction'] == 'meanstd' and r['distance'] == 'mahalanobis' and len(r['taps']) == 1:
             ax.annotate(r['split'], (r['edge_share'] * 100, r['mean_auroc']), fontsize=7)
     ax.set_xscale('log')
     ax.set_xlabel("edge part's share of the model's MACs (%)")
@@ -301,8 +328,9 @@ def write_study_report(result: dict, out: Path) -> None:
 
 # -- export -----------------------------------------------------------------------------------
 def export(dataset: Path, out: Path, split: str = 'stage1', reduction: str = 'meanstd',
-           backbone: str = 'efficientnet-lite0', weights=None, interpolation: str = 'area',
-           fit_stride: int = 2, name: str | None = None, study_result: dict | None = None) -> Path:
+           backbone: str = 'efficientnet-lite0', weights=None, interpolation: str = 'linear',
+           fit_stride: int = 2, name: str | None = None, study_result: dict | None = None,
+           taps=('stem', 'stage1')) -> Path:
     from ..bundle import write_bundle
     from ..evaluation.frames import load_frames
     from ..evaluation.graph_stats import graph_macs
@@ -313,10 +341,14 @@ def export(dataset: Path, out: Path, split: str = 'stage1', reduction: str = 'me
     pre = Preprocessing(width=size, height=size, interpolation=interpolation, **LITE_PRE)
     sets = _sets(dataset, 'val')
     fit = load_frames(sets['fit'], pre, stride=fit_stride)
-    feats = extract(model, fit.images, pre, split, reductions=(reduction,))[(split, reduction)]
-    scorer = FeatureScorer('mahalanobis').fit(feats)
+    taps = [t for t in taps if t in model.names[:model.names.index(split) + 1]] or [split]
+    feats = extract(model, fit.images, pre, split, reductions=(reduction,))
+    scorer = FeatureScorer('mahalanobis').fit(
+        np.concatenate([feats[(t, reduction)] for t in taps], axis=1))
     out.mkdir(parents=True, exist_ok=True)
-    edge = EdgeGraph(model.edge(split), scorer.torch_module(), reduction).eval()
+    n = model.names.index(split) + 1
+    edge = EdgeGraph(model.modules[:n], [model.names.index(t) for t in taps],
+                     scorer.torch_module(), reduction).eval()
     x = torch.zeros(1, 3, size, size)
     torch.onnx.export(edge, (x,), str(out / 'edge.onnx'), input_names=['image'],
                       output_names=['score', 'split'], opset_version=17, dynamo=False,
@@ -334,13 +366,15 @@ def export(dataset: Path, out: Path, split: str = 'stage1', reduction: str = 'me
     manifest = {
         'name': name or out.name,
         'description': f'EARLIN on {backbone} (ImageNet weights), split after {split}: per-channel '
-                       f'{reduction} statistics of the split activation, Ledoit-Wolf Mahalanobis '
+                       f'{reduction} statistics of the {"+".join(taps)} activations, Ledoit-Wolf '
+                       f'Mahalanobis '
                        f'distance to ID training frames.  The edge graph scores the frame and '
                        f'returns the split tensor; the cloud graph finishes the classification.',
         'detector': {'family': 'earlin', 'head': {'type': 'graph_output', 'output': 'score'},
-                     'score': f'squared Mahalanobis distance of the {split} activation\'s '
-                              f'per-channel {reduction} to ID statistics (in the edge graph)',
-                     'split': split, 'reduction': reduction, 'backbone': backbone},
+                     'score': f'squared Mahalanobis distance of the per-channel {reduction} of the '
+                              f'{"+".join(taps)} activations to ID statistics (in the edge graph)',
+                     'split': split, 'taps': list(taps), 'reduction': reduction,
+                     'backbone': backbone},
         'graphs': {'detector': {'file': 'edge.onnx', 'input': 'image',
                                 'outputs': ['score', 'split']},
                    'cloud': {'file': 'cloud.onnx', 'input': 'split',
@@ -382,10 +416,12 @@ def main(argv=None) -> int:
         p.add_argument('--out', type=Path, required=True)
         p.add_argument('--backbone', default='efficientnet-lite0')
         p.add_argument('--weights', default=None)
-        p.add_argument('--interpolation', default='area')
+        p.add_argument('--interpolation', default='linear')
         p.add_argument('--fit-stride', type=int, default=2)
         if cmd == 'export':
             p.add_argument('--split-at', default='stage1')
+            p.add_argument('--taps', default='stem,stage1',
+                           help='stages whose statistics are scored (up to the split)')
             p.add_argument('--reduction', default='meanstd', choices=REDUCTIONS)
             p.add_argument('--study', type=Path, help='study.json to record in the bundle')
     a = ap.parse_args(argv)
@@ -397,7 +433,8 @@ def main(argv=None) -> int:
     sr = json.loads(a.study.read_text()) if a.study else None
     out = export(a.dataset, a.out, a.split_at, a.reduction, a.backbone, a.weights,
                  a.interpolation, a.fit_stride, study_result=sr and {
-                     k: sr[k] for k in ('backbone', 'total_macs', 'stage_macs')})
+                     k: sr[k] for k in ('backbone', 'interpolation', 'total_macs', 'stage_macs',
+                                        'rows')}, taps=tuple(a.taps.split(',')))
     print(f'bundle written to {out}')
     return 0
 

@@ -1,0 +1,45 @@
+"""EARLIN collaborative inference: the edge monitor (robot) and the cloud part, in one DDS domain.
+
+    ros2 launch leanood_ros collaborative.launch.py                      # both on this host
+    ros2 launch leanood_ros collaborative.launch.py side:=edge           # on the robot
+    ros2 launch leanood_ros collaborative.launch.py side:=cloud          # on the server
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from leanood_ros.launch_config import cloud_node_config, monitor_node_config
+
+ARGS = [
+    ('side', 'both', 'Which part to start here.', ('both', 'edge', 'cloud')),
+    ('variant', 'earlin_lite0', 'EARLIN bundle (variant or path).', None),
+    ('device', 'cpu', 'Inference device of both parts.', ('cpu', 'gpu')),
+    ('image_topic', '/camera/image_raw', 'Camera topic.', None),
+    ('compressed', 'false', 'Subscribe to CompressedImage.', ('true', 'false')),
+    ('namespace', '', 'Namespace of both nodes (the tensor topic must match).', None),
+]
+
+
+def _nodes(context, *_):
+    v = {name: LaunchConfiguration(name).perform(context) for name, *_ in ARGS}
+    nodes = []
+    if v['side'] in ('both', 'edge'):
+        cfg = monitor_node_config(detector='earlin', variant=v['variant'], device=v['device'],
+                                  image_topic=v['image_topic'], compressed=v['compressed'],
+                                  namespace=v['namespace'], forward_features='true')
+        nodes.append(Node(package='leanood_ros', executable='ood_monitor', name='ood_monitor',
+                          output='screen', **cfg))
+    if v['side'] in ('both', 'cloud'):
+        cfg = cloud_node_config(v['variant'], v['device'], v['namespace'])
+        nodes.append(Node(package='leanood_ros', executable='collaborative_inference',
+                          name='collaborative_inference', output='screen', **cfg))
+    return nodes
+
+
+def generate_launch_description():
+    return LaunchDescription(
+        [DeclareLaunchArgument(name, default_value=default, description=desc,
+                               **({'choices': list(choices)} if choices else {}))
+         for name, default, desc, choices in ARGS]
+        + [OpaqueFunction(function=_nodes)])
