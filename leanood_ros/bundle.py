@@ -27,7 +27,7 @@ FORMAT = 'leanood_bundle'
 FORMAT_VERSION = 1
 MANIFEST = 'bundle.json'
 FAMILIES = ('vae', 'earlin', 'reference')
-HEAD_TYPES = ('kl_divergence', 'mahalanobis', 'graph_output')
+HEAD_TYPES = ('kl_divergence', 'kl_to_fitted', 'mahalanobis', 'graph_output')
 MIN_CALIBRATION_SCORES = 20
 # Features computed without a graph (the trivial colour-statistics reference).
 BUILTIN_FEATURES = ('colour_stats',)
@@ -176,7 +176,7 @@ def _check_head(head: dict, graphs: dict, bad) -> None:
     outputs = set()
     for g in graphs.values():
         outputs.update(g.outputs)
-    if head['type'] == 'kl_divergence':
+    if head['type'] in ('kl_divergence', 'kl_to_fitted'):
         for k in ('mu', 'logvar'):
             if head.get(k) not in outputs:
                 raise bad(f"detector.head.{k} must name a graph output, got {head.get(k)!r}")
@@ -184,6 +184,14 @@ def _check_head(head: dict, graphs: dict, bad) -> None:
         if dims is not None and not (isinstance(dims, list) and dims
                                      and all(isinstance(d, int) and d >= 0 for d in dims)):
             raise bad('detector.head.dims must be null or a non-empty list of indices')
+    if head['type'] == 'kl_to_fitted':
+        mean = np.asarray(head.get('mean', []), dtype=np.float64)
+        prec = np.asarray(head.get('precision', []), dtype=np.float64)
+        if mean.ndim != 1 or prec.shape != (mean.size, mean.size) or \
+                not isinstance(head.get('logdet'), (int, float)):
+            raise bad('detector.head needs mean (k), precision (k x k) and logdet')
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(prec))):
+            raise bad('detector.head mean/precision contain NaN or infinite values')
     elif head['type'] == 'graph_output':
         if head.get('output') not in outputs:
             raise bad(f"detector.head.output must name a graph output, got {head.get('output')!r}")

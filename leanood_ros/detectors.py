@@ -53,6 +53,27 @@ class KLDivergenceHead(ScoreHead):
         return kl_divergence(mu, lv).sum(axis=1)
 
 
+class KLToFittedHead(ScoreHead):
+    """KL(N(mu, diag(sigma^2)) || N(m, S)): the divergence of the frame's latent Gaussian from the
+    *in-distribution aggregate posterior* N(m, S) fitted on training frames, instead of from the
+    prior N(0, I).  With m = 0, S = I it is the prior KL above.
+    = 0.5 [tr(S^-1 diag(sigma^2)) + (mu - m)^T S^-1 (mu - m) - k + log det S - sum log sigma^2]"""
+
+    def __init__(self, spec: dict):
+        self.mu, self.logvar = spec['mu'], spec['logvar']
+        self.mean = np.asarray(spec['mean'], np.float64)
+        self.precision = np.asarray(spec['precision'], np.float64)
+        self.diag = np.diag(self.precision).copy()
+        self.const = float(spec['logdet']) - self.mean.size
+
+    def __call__(self, outputs):
+        mu = np.asarray(outputs[self.mu], np.float64)
+        lv = np.asarray(outputs[self.logvar], np.float64)
+        d = mu - self.mean
+        quad = np.einsum('ij,jk,ik->i', d, self.precision, d)
+        return 0.5 * (np.exp(lv) @ self.diag + quad + self.const - lv.sum(axis=1))
+
+
 class GraphOutputHead(ScoreHead):
     def __init__(self, spec: dict):
         self.output = spec['output']
@@ -74,8 +95,8 @@ class MahalanobisHead(ScoreHead):
         return np.einsum('ij,jk,ik->i', d, self.precision, d)
 
 
-_HEADS = {'kl_divergence': KLDivergenceHead, 'graph_output': GraphOutputHead,
-          'mahalanobis': MahalanobisHead}
+_HEADS = {'kl_divergence': KLDivergenceHead, 'kl_to_fitted': KLToFittedHead,
+          'graph_output': GraphOutputHead, 'mahalanobis': MahalanobisHead}
 
 
 class Detector:

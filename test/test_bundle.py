@@ -107,3 +107,30 @@ def test_no_pickle_anywhere_in_the_runtime_package():
             continue
         text = f.read_text()
         assert 'import pickle' not in text and 'allow_pickle=True' not in text, f
+
+
+def test_kl_to_fitted_head_reduces_to_prior_kl_and_is_validated(bundle_dir):
+    from leanood_ros.detectors import KLDivergenceHead, KLToFittedHead
+    rng = np.random.default_rng(0)
+    out = {'mu': rng.normal(size=(5, 8)), 'logvar': rng.normal(size=(5, 8)) * 0.3}
+    prior = KLToFittedHead({'mu': 'mu', 'logvar': 'logvar', 'mean': [0.0] * 8,
+                            'precision': np.eye(8).tolist(), 'logdet': 0.0})
+    ref = KLDivergenceHead({'mu': 'mu', 'logvar': 'logvar'})
+    np.testing.assert_allclose(prior(out), ref(out), rtol=1e-10)
+    # against a closed form computed another way: KL between diagonal and full Gaussians
+    A = rng.normal(size=(8, 8))
+    S = A @ A.T + 8 * np.eye(8)
+    m = rng.normal(size=8)
+    head = KLToFittedHead({'mu': 'mu', 'logvar': 'logvar', 'mean': m.tolist(),
+                           'precision': np.linalg.inv(S).tolist(),
+                           'logdet': float(np.linalg.slogdet(S)[1])})
+    mu, var = out['mu'][0], np.exp(out['logvar'][0])
+    Si = np.linalg.inv(S)
+    kl = 0.5 * (np.trace(Si @ np.diag(var)) + (m - mu) @ Si @ (m - mu) - 8
+                + np.linalg.slogdet(S)[1] - np.log(var).sum())
+    assert head(out)[0] == pytest.approx(kl)
+    edit_manifest(bundle_dir, lambda m_: m_['detector'].update(
+        head={'type': 'kl_to_fitted', 'mu': 'mu', 'logvar': 'logvar', 'mean': [0.0] * 3,
+              'precision': [[1.0]], 'logdet': 0.0}))
+    with pytest.raises(BundleError, match='logdet'):
+        load_bundle(bundle_dir)

@@ -205,7 +205,8 @@ class OodMonitorNode(Node):
         self.pub_status.publish(DiagnosticArray(header=header, status=[st]))
         if self.pub_features is not None:
             fwd = self.bundle.forward
-            if v.is_safe and fwd['output'] in v.outputs:
+            # forward only frames that are ID on their own and while the state is safe
+            if v.is_safe and not v.frame_ood and fwd['output'] in v.outputs:
                 out = forwarded_tensor_message(header, v.outputs[fwd['output']],
                                                fwd.get('dtype', 'float32'))
                 self.pub_features.publish(out)

@@ -191,6 +191,15 @@ class EdgeGraph(nn.Module):
 
 
 # -- data -------------------------------------------------------------------------------------
+def id_only(frames):
+    """EARLIN fits on in-distribution frames only: refuse a set with any frame labelled OOD."""
+    if frames.is_ood.any():
+        bad = sorted({lab for lab, o in zip(frames.labels, frames.is_ood) if o})
+        raise ValueError(f'EARLIN is fitted on in-distribution data only; got frames labelled '
+                         f'{bad}')
+    return frames
+
+
 def extract(model: SplitModel, images: np.ndarray, pre: Preprocessing, upto: str,
             reductions=REDUCTIONS, batch: int = 32) -> dict:
     """{(stage, reduction): N x D features} for every stage up to `upto`."""
@@ -233,7 +242,7 @@ def study(dataset: Path, out: Path, backbone: str = 'efficientnet-lite0', weight
     model = SplitModel(stages, size)
     pre = Preprocessing(width=size, height=size, interpolation=interpolation, **LITE_PRE)
     sets = _sets(dataset, 'val')
-    fit = load_frames(sets['fit'], pre, stride=fit_stride)
+    fit = id_only(load_frames(sets['fit'], pre, stride=fit_stride))
     id_val = load_frames(sets['id'], pre, stride=eval_stride)
     ood_val = load_frames(sets['ood'], pre, stride=eval_stride)
     ood_val = ood_val.subset(ood_val.is_ood)
@@ -340,7 +349,7 @@ def export(dataset: Path, out: Path, split: str = 'stage1', reduction: str = 'me
     model = SplitModel(stages, size)
     pre = Preprocessing(width=size, height=size, interpolation=interpolation, **LITE_PRE)
     sets = _sets(dataset, 'val')
-    fit = load_frames(sets['fit'], pre, stride=fit_stride)
+    fit = id_only(load_frames(sets['fit'], pre, stride=fit_stride))
     taps = [t for t in taps if t in model.names[:model.names.index(split) + 1]] or [split]
     feats = extract(model, fit.images, pre, split, reductions=(reduction,))
     scorer = FeatureScorer('mahalanobis').fit(
@@ -394,7 +403,7 @@ def export(dataset: Path, out: Path, split: str = 'stage1', reduction: str = 'me
     write_bundle(out, manifest)
     # calibration: ID frames held out from fitting, including a map never used for fitting
     cal_paths = sets['calib'] + [p for p in sets['id'] if 'newmap' in p.name]
-    cal = load_frames(cal_paths, pre)
+    cal = id_only(load_frames(cal_paths, pre))
     scores = calibrate(out, cal.images, ', '.join(p.name for p in cal_paths))
     # decision settings from ID validation sequences only
     from ..bundle import load_bundle

@@ -1,0 +1,71 @@
+"""Integration: camera_replay -> ood_monitor (EARLIN edge) -> collaborative_inference (cloud),
+real processes over DDS, with the shipped earlin_lite0 bundle and the shipped sample recording."""
+from pathlib import Path
+
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from ros_harness import Listener, RosProcess
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = REPO / 'models' / 'earlin_lite0'
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(not (SHIPPED / 'bundle.json').is_file(),
+                                 reason='earlin_lite0 not built')]
+
+
+def stamp(h):
+    return (h.stamp.sec, h.stamp.nanosec)
+
+
+def test_only_in_distribution_frames_are_forwarded_and_predictions_come_back(domain_id,
+                                                                             tmp_path):
+    lis = Listener(domain_id)
+    for t, topic in ((Image, 'ood/features'), (DiagnosticArray, 'ood/prediction'),
+                     (Header, 'camera_replay/label'), (DiagnosticArray, 'ood/status'),
+                     (DiagnosticArray, '/diagnostics')):
+        lis.subscribe(t, topic, depth=1000)
+    cloud = RosProcess.node('leanood_ros.nodes.collaborative_inference',
+                            ['-p', f'model:={SHIPPED}'], domain_id, tmp_path / 'cloud.log')
+    edge = RosProcess.node('leanood_ros.nodes.ood_monitor',
+                           ['-p', f'model:={SHIPPED}', '-p', 'forward_features:=true',
+                            '-p', 'detector:=earlin'], domain_id, tmp_path / 'edge.log')
+    try:
+        replay = RosProcess.node('leanood_ros.nodes.camera_replay',
+                                 ['-p', 'recording:=sample', '-p', 'wait_for_subscribers:=1',
+                                  '-p', 'rate:=10.0'], domain_id, tmp_path / 'replay.log')
+        assert replay.wait(120) == 0, replay.output() + edge.output()
+        labels = {stamp(m): m.frame_id for _, m in lis.get('camera_replay/label')}
+        n_id = sum(v == 'in_distribution' for v in labels.values())
+        assert lis.wait_for(lambda: len(lis.get('ood/prediction')) >= 0.9 * n_id, 10), \
+            cloud.output()
+        forwarded = [stamp(m.header) for _, m in lis.get('ood/features')]
+        predicted = [stamp(m.header) for _, m in lis.get('ood/prediction')]
+        kinds = [labels[s] for s in forwarded]
+        assert kinds and set(kinds) == {'in_distribution'}, kinds   # no rain frame forwarded
+        assert len(forwarded) >= 0.9 * n_id                          # ID frames are
+        assert sorted(predicted) == sorted(forwarded)                # stamped predictions back
+        pred = lis.get('ood/prediction')[0][1].status[0]
+        values = {kv.key: kv.value for kv in pred.values}
+        assert 0.0 < float(values['confidence']) <= 1.0 and int(values['class_id']) < 1000
+        feat = lis.get('ood/features')[0][1]
+        assert feat.encoding.startswith('16FC') and feat.header.frame_id == 'camera'
+
+        def edge_diag():
+            for _, m in reversed(lis.get('/diagnostics')):
+                kv = {v.key: v.value for v in m.status[0].values}
+                if 'frames_withheld' in kv:
+                    return kv
+            return {}
+        assert lis.wait_for(lambda: int(edge_diag().get('frames_forwarded', -1))
+                            == len(forwarded), 5)
+        d = edge_diag()
+        n_rain = sum(v == 'rain' for v in labels.values())
+        assert int(d['frames_withheld']) >= n_rain
+        assert int(d['bytes_saved']) == int(d['frames_withheld']) * len(feat.data)
+    finally:
+        lis.close()
+        assert edge.stop() == 0, edge.output()
+        assert cloud.stop() == 0, cloud.output()
