@@ -109,7 +109,7 @@ def encoder_from_state(arch: dict, state: dict) -> VaeEncoder:
     enc = build_encoder(arch)
     enc.load_state_dict(state)
     enc.arch = arch
-    return enc
+    return enc.eval()
 
 
 def load_torch_twin(spec: dict, bundle_path: Path) -> nn.Module:

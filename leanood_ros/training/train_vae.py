@@ -112,10 +112,9 @@ def train(images: np.ndarray, arch: dict, out: Path, epochs: int = 12, batch: in
     use_bf16 = bf16_supported()
     n = len(images)
     steps_per_epoch = math.ceil(n / batch)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(1.0, step / (epochs * steps_per_epoch)))))
-    for _ in range(start * steps_per_epoch):
-        sched.step()
+    total, done = epochs * steps_per_epoch, start * steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(   # cosine decay, continued where a resume left off
+        opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(1.0, (step + done) / total))))
     log(f'training {count_parameters(model.encoder):,} encoder parameters on {n} frames, '
         f'{epochs} epochs, batch {batch}, beta {beta}, bf16={use_bf16}')
     for epoch in range(start, epochs):

@@ -1,0 +1,101 @@
+"""VAE tooling: architecture, training step, pruning, distillation, export and quantization."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip('torch')
+pytestmark = pytest.mark.tools
+
+from leanood_ros.bundle import load_bundle  # noqa: E402
+from leanood_ros.detectors import build_detector  # noqa: E402
+from leanood_ros.training import compress  # noqa: E402
+from leanood_ros.training.architectures import (BASELINE, BetaVAE, VaeEncoder,  # noqa: E402
+                                                count_parameters, encoder_from_state)
+from leanood_ros.training.export import quantize_int8, vae_bundle  # noqa: E402
+from leanood_ros.training.train_vae import train, vae_preprocessing  # noqa: E402
+
+SMALL = dict(BASELINE, input_size=32, channels=[8, 8, 8], fc=[32], latent=6)
+
+
+def frames(n=64, size=32, seed=0, low=60, high=140):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(low, high, (n, 1, 1, 3))
+    return np.clip(base + rng.normal(0, 10, (n, size, size, 3)), 0, 255).astype(np.uint8)
+
+
+def test_baseline_matches_the_paper_configuration():
+    enc = VaeEncoder(**BASELINE)
+    assert enc.flat == 3136                                   # 16 x 14 x 14
+    assert [m[0].out_channels for m in enc.features] == [128, 64, 32, 16]
+    assert [enc.fc[i].out_features for i in (0, 2, 4)] == [2048, 1000, 250]
+    assert enc.mu.out_features == 30
+    assert count_parameters(enc) == 8_839_590                 # the paper's 8.84 M
+
+
+def test_training_reduces_the_loss_and_resumes(tmp_path):
+    imgs = frames()
+    model = train(imgs, SMALL, tmp_path, epochs=2, batch=16, log=lambda *_: None)
+    hist = json.loads((tmp_path / 'history.json').read_text())
+    assert hist[1]['loss'] < hist[0]['loss']
+    # resuming at the end is a no-op that keeps the history
+    model2 = train(imgs, SMALL, tmp_path, epochs=2, batch=16, log=lambda *_: None)
+    assert len(json.loads((tmp_path / 'history.json').read_text())) == 2
+    for a, b in zip(model.state_dict().values(), model2.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_pruning_removes_channels_and_keeps_the_latent():
+    enc = VaeEncoder(**dict(BASELINE, input_size=64, channels=[32, 16, 16, 8], fc=[64, 32]))
+    pruned = compress.prune(enc, 0.5, 64)
+    arch = compress.pruned_arch(pruned, enc.__dict__.get('arch', dict(
+        BASELINE, input_size=64, channels=[32, 16, 16, 8], fc=[64, 32])))
+    assert arch['channels'] == [16, 8, 8, 4] and arch['fc'] == [32, 16]
+    assert pruned.mu.out_features == 30
+    assert count_parameters(pruned) < 0.35 * count_parameters(enc)
+    rebuilt = encoder_from_state(arch, pruned.state_dict())  # widths read from the weights
+    x = torch.rand(2, 3, 64, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(rebuilt(x)[0], pruned(x)[0])
+
+
+def test_distillation_matches_the_teacher():
+    imgs = frames(96)
+    teacher = VaeEncoder(**SMALL).eval()
+    mu_t, lv_t = compress.latent_targets(teacher, imgs)
+    student = VaeEncoder(**dict(SMALL, channels=[4, 4, 4], fc=[16]))
+    before = float(((compress.latent_targets(student, imgs)[0] - mu_t) ** 2).mean())
+    compress.distill(student, imgs, mu_t, lv_t, epochs=20, batch=32, lr=5e-3)
+    after = float(((compress.latent_targets(student, imgs)[0] - mu_t) ** 2).mean())
+    assert after < 0.5 * before
+
+
+@pytest.mark.parametrize('kind', compress.SCORES)
+def test_export_quantize_and_score_through_onnx(tmp_path, kind):
+    torch.manual_seed(0)
+    imgs = frames(80, low=0, high=255)   # a wide range of scores, so the ranking is meaningful
+    enc = VaeEncoder(**SMALL).eval()
+    mu = compress.latent_targets(enc, imgs)[0].numpy()
+    pre = vae_preprocessing(32)
+    b = vae_bundle(tmp_path / 'fp32', 'small', enc, SMALL, pre, imgs[:40], 'synthetic',
+                   head=compress.fit_kl_head(mu, kind))
+    det = build_detector(load_bundle(b))
+    s32 = det.predict_resized(imgs[40:])
+    q = quantize_int8(b / 'encoder.onnx', tmp_path / 'int8.onnx', imgs[:40], pre)
+    b8 = vae_bundle(tmp_path / 'int8', 'small8', enc, SMALL, pre, imgs[:40], 'synthetic',
+                    onnx_file=q, head=compress.fit_kl_head(mu, kind))
+    s8 = build_detector(load_bundle(b8)).predict_resized(imgs[40:])
+    assert np.corrcoef(s32, s8)[0, 1] > 0.9                     # int8 keeps the ranking
+    assert 'QuantizeLinear' in Path(q).read_bytes().decode('latin1')
+    twin = build_detector(load_bundle(b), backend='torch')      # the PyTorch backend agrees
+    np.testing.assert_allclose(twin.predict_resized(imgs[40:]), s32, rtol=1e-3, atol=1e-4)
+
+
+def test_latencies_are_measured_side_by_side(tmp_path):
+    from leanood_ros.training.export import export_onnx
+    a = export_onnx(VaeEncoder(**SMALL), 32, tmp_path / 'a.onnx', ('mu', 'logvar'))
+    b = export_onnx(VaeEncoder(**dict(SMALL, channels=[64, 64, 64])), 32, tmp_path / 'b.onnx',
+                    ('mu', 'logvar'))
+    lat = compress.measure_latencies({'a': (a, 32), 'b': (b, 32)}, rounds=2, per_round=5)
+    assert set(lat) == {'a', 'b'} and lat['b']['p50_ms'] > lat['a']['p50_ms']
