@@ -152,7 +152,8 @@ class OodMonitorNode(Node):
         with self._slot_lock:
             if self._slot is not None:
                 self.core.frame_skipped()
-            self._slot = (msg, now)
+            # wall-clock receipt too: stamp -> receipt is the transport time (same host clock)
+            self._slot = (msg, now, time.time_ns())
         self._wake.set()
 
     def _work(self) -> None:
@@ -164,7 +165,7 @@ class OodMonitorNode(Node):
                 item, self._slot = self._slot, None
             if item is None:
                 continue
-            msg, received_at = item
+            msg, received_at, received_ns = item
             try:
                 image = self._decode(msg)
             except FrameError as exc:
@@ -173,7 +174,7 @@ class OodMonitorNode(Node):
                 continue
             verdict = self.core.judge(image, received_at)
             try:
-                self._publish_verdict(msg.header, verdict)
+                self._publish_verdict(msg.header, verdict, received_at, received_ns)
             except Exception as exc:  # context shut down under us during exit
                 if rclpy.ok(context=self.context):
                     raise
@@ -190,9 +191,15 @@ class OodMonitorNode(Node):
         self.pub_safe.publish(Bool(data=bool(is_safe)))
         self._last_published = is_safe
 
-    def _publish_verdict(self, header, v) -> None:
+    def _publish_verdict(self, header, v, received_at: float, received_ns: int) -> None:
         self.pub_score.publish(Float32(data=float(v.score)))
         self._publish_safe(v.is_safe)
+        # the node's own share: receipt -> now, minus inference (conversion, preprocessing,
+        # decision, the two publications above)
+        node_ms = (time.monotonic() - received_at) * 1e3 - (v.inference_ms if v.inference_ms ==
+                                                             v.inference_ms else 0.0)
+        transport_ms = (received_ns - (header.stamp.sec * 1_000_000_000 +
+                                       header.stamp.nanosec)) / 1e6
         st = DiagnosticStatus(level=_LEVEL[v.is_safe], name=f'{self.get_fully_qualified_name()}',
                               message=v.reason, hardware_id=self.bundle.name)
         st.values = [KeyValue(key=k, value=f'{val:.6g}' if isinstance(val, float) else str(val))
@@ -201,7 +208,8 @@ class OodMonitorNode(Node):
                                     ('fused', v.fused), ('is_safe', v.is_safe),
                                     ('latency_ms', v.latency_ms),
                                     ('inference_ms', v.inference_ms),
-                                    ('deadline_missed', v.deadline_missed))]
+                                    ('deadline_missed', v.deadline_missed),
+                                    ('node_ms', node_ms), ('transport_ms', transport_ms))]
         self.pub_status.publish(DiagnosticArray(header=header, status=[st]))
         if self.pub_features is not None:
             fwd = self.bundle.forward
