@@ -147,7 +147,9 @@ class FeatureScorer:
             d = f - self.mean
             return np.einsum('ij,jk,ik->i', d, self.precision, d)
         z = (f - self.mu) / self.sd
-        d2 = ((z[:, None, :] - self.bank[None]) ** 2).sum(-1)
+        # squared distances via |a|^2 + |b|^2 - 2ab (no N x M x D temporary)
+        d2 = np.maximum((z * z).sum(1)[:, None] + (self.bank ** 2).sum(1)[None]
+                        - 2.0 * z @ self.bank.T, 0.0)
         if self.distance == 'knn':
             return np.sort(d2, axis=1)[:, :self.k].mean(1)
         return d2.min(1)

@@ -1,0 +1,433 @@
+"""`leanood bench`: latency, throughput, memory and robustness, measured and recorded.
+
+    leanood bench detectors [--models vae_baseline,vae_lean,earlin_lite0]   # side by side, 1 and 2 threads
+    leanood bench node      [--model vae_lean] [--rates 30,60,120,240]       # real DDS, 640x480
+    leanood bench soak      [--minutes 10]                                   # resident memory slope
+    leanood bench faults                                                     # burst, stall, slow, malformed
+    leanood bench all       --out benchmarks/                                # everything, JSON + markdown
+
+Detector level: every bundle x thread count x available provider runs `Detector.infer` on a real
+640x480 frame (resize and preprocessing included) and inference alone, in interleaved rounds so
+that machine noise hits all alike; peak RSS per bundle is measured in a process of its own.
+Node level: a camera process -> ood_monitor (pinned to one CPU core) -> this process, over Fast
+DDS with the shipped large-frame profile; end-to-end latency (camera stamp -> verdict received) is
+split into transport, the node's own overhead and inference, as ood_monitor reports per frame.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+PROFILE = REPO / 'config' / 'fastdds_large_frames.xml'
+DEFAULT_MODELS = ('vae_baseline', 'vae_lean', 'earlin_lite0')
+
+
+def machine() -> dict:
+    cpu = ''
+    try:
+        cpu = next(ln.split(':', 1)[1].strip() for ln in Path('/proc/cpuinfo').read_text()
+                   .splitlines() if ln.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    import onnxruntime as ort
+    return {'cpu': cpu, 'cores': os.cpu_count(), 'machine': platform.machine(),
+            'python': platform.python_version(), 'onnxruntime': ort.__version__,
+            'providers': ort.get_available_providers(),
+            'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
+
+
+def sample_frame():
+    from ..data.recordings import open_recording
+    from ..image_conversion import from_array, to_rgb
+    from ..nodes.camera_replay import sample_recording
+    with open_recording(sample_recording()) as rec:
+        rgb = to_rgb(next(iter(rec)).image)
+    return from_array(np.ascontiguousarray(rgb), 'rgb')   # 640x480, as decoded from rgb8
+
+
+# -- detector level ---------------------------------------------------------------------------
+def bench_detectors(models, threads=(1, 2), rounds: int = 5, per_round: int = 40) -> list:
+    import onnxruntime as ort
+    from ..bundle import load_bundle
+    from ..detectors import build_detector
+    from .graph_stats import graph_macs
+    frame = sample_frame()
+    devices = ['cpu'] + (['gpu'] if any(p in ort.get_available_providers() for p in
+                                        ('CUDAExecutionProvider', 'TensorrtExecutionProvider'))
+                         else [])
+    dets = {}
+    for m in models:
+        b = load_bundle(m)
+        for th in threads:
+            for dev in devices:
+                det = build_detector(b, device=dev, threads=th)
+                for _ in range(10):
+                    det.infer(frame)
+                dets[(b.name, th, dev)] = (b, det)
+    total = {k: [] for k in dets}
+    infer = {k: [] for k in dets}
+    for _ in range(rounds):
+        for k, (_, det) in dets.items():
+            for _ in range(per_round):
+                t = time.perf_counter()
+                r = det.infer(frame)
+                total[k].append((time.perf_counter() - t) * 1e3)
+                infer[k].append(r.inference_ms)
+    rows = []
+    for (name, th, dev), (b, det) in dets.items():
+        g = b.graphs.get('detector')
+        tot, inf = np.array(total[(name, th, dev)]), np.array(infer[(name, th, dev)])
+        rows.append({'model': name, 'threads': th, 'device': dev, 'provider': det.provider,
+                     'latency_p50_ms': float(np.percentile(tot, 50)),
+                     'latency_p99_ms': float(np.percentile(tot, 99)),
+                     'inference_p50_ms': float(np.percentile(inf, 50)),
+                     'throughput_fps': float(1000.0 / tot.mean()),
+                     'graph_bytes': g.path.stat().st_size if g else 0,
+                     'macs': graph_macs(g.path) if g else 0,
+                     'input': b.manifest['preprocessing']['input_size']})
+    for r in rows:
+        r['peak_rss_mb'] = peak_rss_mb(r['model'], r['threads'])
+    base = {(r['threads'], r['device']): r for r in rows if r['model'] == 'vae_baseline'}
+    for r in rows:
+        ref = base.get((r['threads'], r['device']))
+        if ref:
+            r['speedup_vs_baseline'] = ref['latency_p50_ms'] / r['latency_p50_ms']
+            r['inference_speedup_vs_baseline'] = ref['inference_p50_ms'] / r['inference_p50_ms']
+            r['size_ratio_vs_baseline'] = r['graph_bytes'] / ref['graph_bytes']
+    return rows
+
+
+_RSS_CODE = '''
+import resource, sys
+from leanood_ros.bundle import load_bundle
+from leanood_ros.detectors import build_detector
+from leanood_ros.evaluation.bench import sample_frame
+det = build_detector(load_bundle(sys.argv[1]), threads=int(sys.argv[2]))
+frame = sample_frame()
+for _ in range(50):
+    det.infer(frame)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+'''
+
+
+def peak_rss_mb(model: str, threads: int) -> float:
+    """Peak resident memory of a process that loads the bundle and judges 50 frames."""
+    out = subprocess.run([sys.executable, '-c', _RSS_CODE, model, str(threads)], cwd=REPO,
+                         capture_output=True, text=True, env=_env(os.getpid() % 100 + 1))
+    try:
+        return float(out.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return float('nan')
+
+
+# -- node level -------------------------------------------------------------------------------
+def _env(domain: int) -> dict:
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+               FASTDDS_DEFAULT_PROFILES_FILE=str(PROFILE), PYTHONUNBUFFERED='1')
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (str(REPO), env.get('PYTHONPATH', '')) if p)
+    return env
+
+
+class NodeRun:
+    """ood_monitor (pinned to CPU 0) + a bench camera, observed from this process."""
+
+    def __init__(self, model: str, extra_params=(), cpu: int = 0):
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from std_msgs.msg import Bool
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        self.domain = random.Random(time.time_ns()).randint(120, 230)
+        self.env = _env(self.domain)
+        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(PROFILE)
+        params = ['-p', f'model:={model}', '-p', 'deadline_ms:=100.0']
+        for p in extra_params:
+            params += ['-p', p]
+        self.log = open(f'/tmp/leanood_bench_node_{self.domain}.log', 'wb')
+        cmd = [sys.executable, '-m', 'leanood_ros.nodes.ood_monitor', '--ros-args', *params]
+        if cpu is not None and hasattr(os, 'sched_setaffinity') and os.cpu_count() > 1:
+            cmd = ['taskset', '-c', str(cpu)] + cmd
+        self.node = subprocess.Popen(cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.ctx = rclpy.Context()
+        rclpy.init(context=self.ctx, domain_id=self.domain)
+        self.lis = rclpy.create_node('bench_listener', context=self.ctx)
+        self.status, self.safe, self.diag = [], [], []
+        self.lis.create_subscription(DiagnosticArray, 'ood/status', self._on_status, 1000)
+        self.lis.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 100)
+        self.lis.create_subscription(Bool, 'ood/is_safe', lambda m: self.safe.append(
+            (time.monotonic(), m.data)), QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                                                   durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self.ex = SingleThreadedExecutor(context=self.ctx)
+        self.ex.add_node(self.lis)
+        self._stop = threading.Event()
+        self._spin = threading.Thread(target=self._spinner, daemon=True)
+        self._spin.start()
+        deadline = time.monotonic() + 60
+        while not self.safe and time.monotonic() < deadline:
+            if self.node.poll() is not None:
+                raise RuntimeError(f'ood_monitor exited: {self.log.name}')
+            time.sleep(0.1)
+
+    def _spinner(self):
+        while not self._stop.is_set():
+            try:
+                self.ex.spin_once(timeout_sec=0.05)
+            except Exception:
+                return
+
+    def _on_status(self, msg):
+        now = time.time_ns()
+        kv = {v.key: v.value for v in msg.status[0].values}
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        self.status.append({'t': time.monotonic(), 'e2e_ms': (now - stamp) / 1e6,
+                            **{k: float(kv[k]) for k in ('transport_ms', 'node_ms',
+                                                         'inference_ms', 'latency_ms')},
+                            'is_safe': kv['is_safe'] == 'True'})
+
+    def _on_diag(self, msg):
+        for st in msg.status:
+            kv = {v.key: v.value for v in st.values}
+            if 'frames_received' in kv:
+                self.diag.append((time.monotonic(), kv))
+
+    def camera(self, schedule: str, bad: float = 0.0, cpu: int = 1) -> dict:
+        cmd = [sys.executable, '-m', 'leanood_ros.evaluation.bench_camera', '--schedule', schedule,
+               '--bad', str(bad)]
+        if os.cpu_count() > 1:
+            cmd = ['taskset', '-c', str(cpu)] + cmd
+        out = subprocess.run(cmd, env=self.env, capture_output=True, text=True)
+        time.sleep(1.5)   # last verdicts and one more /diagnostics
+        try:
+            return json.loads(out.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError) as exc:
+            raise RuntimeError(f'bench camera failed: {out.stderr[-2000:]}') from exc
+
+    def rss_mb(self) -> float:
+        import psutil
+        try:
+            proc = psutil.Process(self.node.pid)
+            kids = proc.children(recursive=True)
+            return max([proc.memory_info().rss] + [k.memory_info().rss for k in kids]) / 2 ** 20
+        except psutil.Error:
+            return float('nan')
+
+    def last_diag(self) -> dict:
+        return dict(self.diag[-1][1]) if self.diag else {}
+
+    def close(self) -> int:
+        if self.node.poll() is None:
+            self.node.send_signal(signal.SIGINT)
+        try:
+            rc = self.node.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.node.kill()
+            rc = -9
+        self._stop.set()
+        self._spin.join(timeout=2)
+        self.ex.shutdown(timeout_sec=1)
+        self.lis.destroy_node()
+        import rclpy
+        rclpy.try_shutdown(context=self.ctx)
+        self.log.close()
+        return rc
+
+
+def _pct(xs, q):
+    return float(np.percentile(xs, q)) if len(xs) else float('nan')
+
+
+def bench_node(model: str = 'vae_lean', rates=(30, 60, 120, 240), seconds: float = 10.0) -> dict:
+    run = NodeRun(model)
+    rows = []
+    try:
+        for rate in rates:
+            before = run.last_diag()
+            n0 = len(run.status)
+            cam = run.camera(f'{rate}:{seconds}')
+            st = run.status[n0:]
+            d = run.last_diag()
+            delta = {k: int(d.get(k, 0)) - int(before.get(k, 0))
+                     for k in ('frames_received', 'frames_judged', 'frames_skipped')}
+            e2e = [s['e2e_ms'] for s in st]
+            half = len(e2e) // 2
+            rows.append({
+                'rate_hz': rate, 'sent': cam['sent'], 'received': delta['frames_received'],
+                'judged': delta['frames_judged'], 'skipped': delta['frames_skipped'],
+                'sustained': delta['frames_judged'] >= 0.98 * cam['sent'],
+                'e2e_p50_ms': _pct(e2e, 50), 'e2e_p99_ms': _pct(e2e, 99),
+                'transport_p50_ms': _pct([s['transport_ms'] for s in st], 50),
+                'node_overhead_p50_ms': _pct([s['node_ms'] for s in st], 50),
+                'node_overhead_p99_ms': _pct([s['node_ms'] for s in st], 99),
+                'inference_p50_ms': _pct([s['inference_ms'] for s in st], 50),
+                # a growing queue would show as latency rising through the run
+                'e2e_p50_first_half_ms': _pct(e2e[:half], 50),
+                'e2e_p50_second_half_ms': _pct(e2e[half:], 50),
+                'node_rss_mb': run.rss_mb()})
+    finally:
+        rc = run.close()
+    sustained = [r['rate_hz'] for r in rows if r['sustained']]
+    return {'model': model, 'node_cpu': 'pinned to one core (taskset -c 0)', 'rows': rows,
+            'max_sustained_hz': max(sustained) if sustained else None, 'exit_code': rc,
+            'fastdds_profile': str(PROFILE.relative_to(REPO))}
+
+
+def bench_soak(model: str = 'vae_lean', minutes: float = 10.0, rate: float = 30.0) -> dict:
+    run = NodeRun(model)
+    samples = []
+    try:
+        cam_thread = threading.Thread(target=lambda: samples.append(
+            ('camera', run.camera(f'{rate}:{minutes * 60}'))), daemon=True)
+        t0 = time.monotonic()
+        cam_thread.start()
+        rss = []
+        while cam_thread.is_alive():
+            rss.append((time.monotonic() - t0, run.rss_mb()))
+            time.sleep(1.0)
+        st = run.status
+        d = run.last_diag()
+    finally:
+        rc = run.close()
+    t, m = np.array(rss).T
+    steady = t > 60  # after the first minute (allocator warm-up)
+    slope = float(np.polyfit(t[steady] / 60, m[steady], 1)[0]) if steady.sum() > 10 else None
+    e2e = np.array([s['e2e_ms'] for s in st])
+    return {'model': model, 'minutes': minutes, 'rate_hz': rate,
+            'sent': samples[0][1]['sent'] if samples else None,
+            'judged': int(d.get('frames_judged', 0)), 'skipped': int(d.get('frames_skipped', 0)),
+            'rss_start_mb': float(m[min(60, len(m) - 1)]), 'rss_end_mb': float(m[-1]),
+            'rss_max_mb': float(m.max()), 'rss_slope_mb_per_min': slope,
+            'e2e_p50_ms': _pct(e2e, 50), 'e2e_p99_ms': _pct(e2e, 99),
+            'rss_series': [(round(a, 1), round(b, 2)) for a, b in rss[::10]], 'exit_code': rc}
+
+
+def bench_faults(model: str = 'vae_lean', slow_model: str = 'vae_baseline') -> dict:
+    """Burst (10x), stall, malformed frames mixed in, and a detector slower than the camera."""
+    out = {}
+    run = NodeRun(model, ['input_timeout:=0.5'])
+    try:
+        t0 = time.monotonic()
+        cam = run.camera('30:5,300:3,30:4,0:3,30:5', bad=0.1)
+        safe = [(t - t0, s) for t, s in run.safe]
+        d = run.last_diag()
+        # phases (seconds since the camera started, +1 s of start-up settle)
+        stall = [s for t, s in safe if 13.8 < t < 15.2]
+        after = [s for t, s in safe if t > 18.5]
+        out['burst_stall_malformed'] = {
+            'sent': cam['sent'], 'malformed_sent': cam['bad'],
+            'received': int(d.get('frames_received', 0)), 'judged': int(d.get('frames_judged', 0)),
+            'skipped': int(d.get('frames_skipped', 0)), 'rejected': int(d.get('frames_rejected', 0)),
+            'unsafe_during_stall': bool(stall) and not any(stall),
+            'safe_again_after_stall': bool(after) and after[-1],
+            'node_alive': run.node.poll() is None}
+    finally:
+        out['burst_stall_malformed']['exit_code'] = run.close()
+    run = NodeRun(slow_model, ['threads:=1'])
+    try:
+        cam = run.camera('30:8')
+        d = run.last_diag()
+        e2e = [s['e2e_ms'] for s in run.status]
+        half = len(e2e) // 2
+        out['slow_detector'] = {
+            'model': slow_model, 'rate_hz': 30, 'sent': cam['sent'],
+            'judged': int(d.get('frames_judged', 0)), 'skipped': int(d.get('frames_skipped', 0)),
+            'deadline_misses': int(d.get('deadline_misses', 0)),
+            'e2e_p50_first_half_ms': _pct(e2e[:half], 50),
+            'e2e_p50_second_half_ms': _pct(e2e[half:], 50), 'node_alive': run.node.poll() is None}
+    finally:
+        out['slow_detector']['exit_code'] = run.close()
+    return out
+
+
+# -- report -----------------------------------------------------------------------------------
+def markdown(results: dict) -> str:
+    m = results['machine']
+    lines = ['# leanood_ros benchmarks', '',
+             f"Machine: {m['cpu']} ({m['cores']} cores, {m['machine']}), Python {m['python']}, "
+             f"onnxruntime {m['onnxruntime']}, providers {', '.join(m['providers'])}; "
+             f"{m['date']}.  Regenerate with `leanood bench all --out benchmarks`.", '']
+    if 'detectors' in results:
+        lines += ['## Detectors (one 640x480 frame: resize + preprocessing + inference + score)', '',
+                  '| model | threads | provider | input | latency p50 / p99 ms | inference p50 ms |'
+                  ' throughput fps | speed-up vs vae_baseline (inference) | graph MB (ratio) |'
+                  ' MMACs | peak RSS MB |', '|---|---|---|---|---|---|---|---|---|---|---|']
+        for r in results['detectors']:
+            lines.append(
+                f"| {r['model']} | {r['threads']} | {r['provider']} | {r['input'][0]}x{r['input'][1]} "
+                f"| {r['latency_p50_ms']:.2f} / {r['latency_p99_ms']:.2f} | {r['inference_p50_ms']:.2f}"
+                f" | {r['throughput_fps']:.0f} | {r.get('speedup_vs_baseline', float('nan')):.1f}x "
+                f"({r.get('inference_speedup_vs_baseline', float('nan')):.1f}x) | "
+                f"{r['graph_bytes'] / 1e6:.2f} ({r.get('size_ratio_vs_baseline', float('nan')):.3f})"
+                f" | {r['macs'] / 1e6:.1f} | {r['peak_rss_mb']:.0f} |")
+    if 'node' in results:
+        n = results['node']
+        lines += ['', f"## Node over DDS ({n['model']}, 640x480 rgb8, {n['node_cpu']}, Fast DDS "
+                      f"profile `{n['fastdds_profile']}`)", '',
+                  '| camera Hz | sent / judged / skipped | end-to-end p50 / p99 ms | transport p50 |'
+                  ' node overhead p50 / p99 | inference p50 | e2e p50 1st / 2nd half | node RSS MB |',
+                  '|---|---|---|---|---|---|---|---|']
+        for r in n['rows']:
+            lines.append(
+                f"| {r['rate_hz']} | {r['sent']} / {r['judged']} / {r['skipped']} | "
+                f"{r['e2e_p50_ms']:.2f} / {r['e2e_p99_ms']:.2f} | {r['transport_p50_ms']:.2f} | "
+                f"{r['node_overhead_p50_ms']:.2f} / {r['node_overhead_p99_ms']:.2f} | "
+                f"{r['inference_p50_ms']:.2f} | {r['e2e_p50_first_half_ms']:.2f} / "
+                f"{r['e2e_p50_second_half_ms']:.2f} | {r['node_rss_mb']:.0f} |")
+        lines.append(f"\nHighest rate judged without skipping: {n['max_sustained_hz']} Hz.")
+    if 'soak' in results:
+        s = results['soak']
+        lines += ['', f"## Soak ({s['model']}, {s['minutes']} min at {s['rate_hz']} Hz)", '',
+                  f"Sent {s['sent']}, judged {s['judged']}, skipped {s['skipped']}; resident "
+                  f"memory {s['rss_start_mb']:.1f} MB after 1 min -> {s['rss_end_mb']:.1f} MB at the"
+                  f" end (max {s['rss_max_mb']:.1f}); slope after the first minute "
+                  f"{s['rss_slope_mb_per_min']:+.3f} MB/min; end-to-end p50/p99 "
+                  f"{s['e2e_p50_ms']:.2f}/{s['e2e_p99_ms']:.2f} ms."]
+    if 'faults' in results:
+        f = results['faults']
+        lines += ['', '## Faults', '', '```json', json.dumps(f, indent=1), '```']
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog='leanood bench', description=__doc__.splitlines()[0])
+    ap.add_argument('what', choices=('detectors', 'node', 'soak', 'faults', 'all'))
+    ap.add_argument('--models', default=','.join(DEFAULT_MODELS))
+    ap.add_argument('--model', default='vae_lean')
+    ap.add_argument('--rates', default='30,60,120,240')
+    ap.add_argument('--minutes', type=float, default=10.0)
+    ap.add_argument('--out', type=Path, help='folder for results.json and README.md')
+    a = ap.parse_args(argv)
+    results = {'machine': machine()}
+    if a.out and (a.out / 'results.json').is_file():
+        results = {**json.loads((a.out / 'results.json').read_text()), 'machine': machine()}
+    if a.what in ('detectors', 'all'):
+        results['detectors'] = bench_detectors([m for m in a.models.split(',') if m])
+    if a.what in ('node', 'all'):
+        results['node'] = bench_node(a.model, tuple(int(r) for r in a.rates.split(',')))
+    if a.what in ('faults', 'all'):
+        results['faults'] = bench_faults(a.model)
+    if a.what in ('soak', 'all'):
+        results['soak'] = bench_soak(a.model, a.minutes)
+    text = markdown(results)
+    print(text)
+    if a.out:
+        a.out.mkdir(parents=True, exist_ok=True)
+        (a.out / 'results.json').write_text(json.dumps(results, indent=1, default=str))
+        (a.out / 'README.md').write_text(text)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
