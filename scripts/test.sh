@@ -8,6 +8,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
 PY="$ROOT/.venv/bin/python"
+echo "== pyflakes"
+"$PY" -m pyflakes leanood_ros test launch tools/duckietown/*.py
 echo "== pytest"
 "$PY" -m pytest -q -ra "$@"
 if [[ $# -eq 0 ]]; then

@@ -1,12 +1,10 @@
 """Package hygiene: one version, docs in sync with code, runtime free of torch and training code."""
 import ast
-import re
 import subprocess
 import sys
 import textwrap
 import xml.etree.ElementTree as ET
 
-import pytest
 
 from ros_harness import REPO, ros_env
 

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.tools
 from leanood_ros.bundle import load_bundle  # noqa: E402
 from leanood_ros.detectors import build_detector  # noqa: E402
 from leanood_ros.training import compress  # noqa: E402
-from leanood_ros.training.architectures import (BASELINE, BetaVAE, VaeEncoder,  # noqa: E402
+from leanood_ros.training.architectures import (BASELINE, VaeEncoder,  # noqa: E402
                                                 count_parameters, encoder_from_state)
 from leanood_ros.training.export import quantize_int8, vae_bundle  # noqa: E402
 from leanood_ros.training.train_vae import train, vae_preprocessing  # noqa: E402

@@ -23,7 +23,7 @@ from ..decision import DecisionConfig
 from ..detectors import build_detector
 from ..parameters import DECISION_KEYS, defaults
 from ..preprocess import Preprocessing
-from .frames import FrameSet, dataset_recordings, load_frames
+from .frames import dataset_recordings, load_frames
 from .metrics import ColourStatsReference, frame_metrics, sequence_metrics
 
 REFERENCE_PRE = Preprocessing(width=224, height=224, interpolation='area')

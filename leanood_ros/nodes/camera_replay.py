@@ -16,7 +16,6 @@ import cv2
 import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -24,6 +23,7 @@ from std_msgs.msg import Header
 
 from ..data.recordings import RecordingError, open_recording
 from ..image_conversion import to_rgb
+from .ros_common import run_node
 
 SAMPLE = 'sample'
 UNKNOWN = 'unknown'
@@ -84,6 +84,7 @@ class CameraReplay(Node):
                     if self.compressed else self.create_publisher(Image, 'image', qos))
         self.pub_label = self.create_publisher(Header, 'camera_replay/label', 50)
         self.frames = iter(self.recording)
+        self.close = self.recording.close
         self.sent = 0
         self.started = None
         self.finished = False
@@ -140,25 +141,15 @@ class CameraReplay(Node):
         return msg
 
 
+def _play(node) -> None:
+    """Spin until the recording ends (or forever when looping), then let the last frames leave."""
+    while rclpy.ok() and not node.finished:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    time.sleep(0.3)
+
+
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = CameraReplay()
-    except (RecordingError, ValueError, rclpy.exceptions.ParameterException) as exc:
-        rclpy.logging.get_logger('camera_replay').fatal(f'cannot start: {exc}')
-        rclpy.try_shutdown()
-        return 2
-    try:
-        while rclpy.ok() and not (node.finished and not node.loop):
-            rclpy.spin_once(node, timeout_sec=0.1)
-        time.sleep(0.3)  # let the last messages leave
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.recording.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node('camera_replay', CameraReplay, (RecordingError,), spin=_play, args=args)
 
 
 if __name__ == '__main__':

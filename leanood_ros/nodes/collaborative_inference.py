@@ -11,10 +11,8 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import Image
@@ -22,7 +20,7 @@ from sensor_msgs.msg import Image
 from ..backends import BackendError, make_backend
 from ..bundle import BundleError, load_bundle
 from ..stats import LatencyWindow
-from .ros_common import tensor_from_message
+from .ros_common import run_node, tensor_from_message
 
 
 class CollaborativeInference(Node):
@@ -86,21 +84,8 @@ class CollaborativeInference(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = CollaborativeInference()
-    except (BundleError, BackendError, rclpy.exceptions.ParameterException) as exc:
-        rclpy.logging.get_logger('collaborative_inference').fatal(f'cannot start: {exc}')
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node('collaborative_inference', CollaborativeInference,
+                    (BundleError, BackendError), args=args)
 
 
 if __name__ == '__main__':

@@ -14,8 +14,6 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 ParameterType, SetParametersResult)
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from sensor_msgs.msg import CompressedImage, Image
@@ -28,7 +26,7 @@ from ..decision import DecisionEngine
 from ..detectors import build_detector
 from ..image_conversion import FrameError, decode_compressed, decode_raw
 from ..monitor import MonitorCore, collaborative_accounting
-from .ros_common import forwarded_tensor_message
+from .ros_common import forwarded_tensor_message, run_node
 
 _PTYPE = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
           float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
@@ -254,23 +252,8 @@ class OodMonitorNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = OodMonitorNode()
-    except (BundleError, BackendError, StartupError, ParameterException, ValueError) as exc:
-        rclpy.logging.get_logger('ood_monitor').fatal(f'cannot start: {exc}')
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node('ood_monitor', OodMonitorNode, (BundleError, BackendError, StartupError),
+                    args=args)
 
 
 if __name__ == '__main__':

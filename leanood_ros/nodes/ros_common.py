@@ -6,6 +6,9 @@ A split tensor (1 x C x H x W) travels as a `sensor_msgs/Image` with encoding `3
 from __future__ import annotations
 
 import numpy as np
+import rclpy
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
 from sensor_msgs.msg import Image
 
 _DTYPES = {np.dtype(np.float32): '32F', np.dtype(np.float16): '16F'}
@@ -40,3 +43,27 @@ def tensor_from_message(msg: Image) -> np.ndarray:
         raise ValueError(f'tensor message has {buf.size} bytes, expected {expected}')
     hwc = buf.view(dtype).reshape(msg.height, msg.width, c)
     return hwc.transpose(2, 0, 1)[None]
+
+
+def run_node(name: str, make_node, startup_errors=(), spin=None, args=None) -> int:
+    """The one main() of every node: start-up errors exit 2 with a readable message, SIGINT and
+    SIGTERM shut down cleanly (exit 0), whenever they arrive."""
+    try:
+        rclpy.init(args=args)
+        try:
+            node = make_node()
+        except (ParameterException, ValueError, *startup_errors) as exc:
+            rclpy.logging.get_logger(name).fatal(f'cannot start: {exc}')
+            return 2
+        try:
+            (spin or rclpy.spin)(node)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        finally:
+            getattr(node, 'close', lambda: None)()
+            node.destroy_node()
+    except KeyboardInterrupt:  # a signal during start-up or shutdown
+        pass
+    finally:
+        rclpy.try_shutdown()
+    return 0

@@ -32,7 +32,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..preprocess import Preprocessing
 from .architectures import BASELINE, build_encoder, count_parameters, encoder_from_state
 from .train_vae import bf16_supported, vae_preprocessing
 
@@ -162,9 +161,6 @@ def run(teacher_dir: Path, dataset: Path, out: Path, budget: float = 0.02, threa
     from ..evaluation.evaluate import evaluate_bundle, resolve_dataset
     from ..evaluation.frames import load_frames
     from ..evaluation.graph_stats import graph_macs
-    from ..evaluation.tune import tune_decision
-    from ..bundle import load_bundle, write_bundle
-    from ..detectors import build_detector
     from .export import convert_fp16, provenance, quantize_int8, vae_bundle
     torch.set_num_threads(threads if threads > 1 else 2)
     out.mkdir(parents=True, exist_ok=True)
@@ -309,7 +305,7 @@ def write_report(report: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
     rows = sorted(report['rows'], key=lambda r: r['latency_ms'])
     shifts = sorted({s for r in rows for s in r['per_shift']})
-    lines = [f"# VAE compression report", '',
+    lines = ["# VAE compression report", '',
              f"Score: `{report['score']}`. Selection: the lowest CPU latency (1 thread, batch 1, "
              f"ONNX Runtime, measured side by side in one run on {report['machine']}) among "
              f"variants whose mean validation AUROC is within {report['budget']} of "
