@@ -76,7 +76,7 @@ def bench_detectors(models, threads=(1, 2), rounds: int = 5, per_round: int = 40
                 det = build_detector(b, device=dev, threads=th)
                 for _ in range(10):
                     det.infer(frame)
-                dets[(b.name, th, dev)] = (b, det)
+                dets[(Path(m).name, th, dev)] = (b, det)
     total = {k: [] for k in dets}
     infer = {k: [] for k in dets}
     for _ in range(rounds):
@@ -98,8 +98,9 @@ def bench_detectors(models, threads=(1, 2), rounds: int = 5, per_round: int = 40
                      'graph_bytes': g.path.stat().st_size if g else 0,
                      'macs': graph_macs(g.path) if g else 0,
                      'input': b.manifest['preprocessing']['input_size']})
+    paths = {Path(m).name: m for m in models}
     for r in rows:
-        r['peak_rss_mb'] = peak_rss_mb(r['model'], r['threads'])
+        r['peak_rss_mb'] = peak_rss_mb(paths[r['model']], r['threads'])
     base = {(r['threads'], r['device']): r for r in rows if r['model'] == 'vae_baseline'}
     for r in rows:
         ref = base.get((r['threads'], r['device']))

@@ -365,7 +365,7 @@ def export(dataset: Path, out: Path, split: str = 'stage1', reduction: str = 'me
                       output_names=['score', 'split'], opset_version=17, dynamo=False,
                       dynamic_axes={'image': {0: 'batch'}, 'score': {0: 'batch'},
                                     'split': {0: 'batch'}})
-    with torch.inference_mode():
+    with torch.no_grad():   # not inference_mode: the tensor is the cloud graph's export example
         act = model.edge(split)(x)
     export_onnx(model.cloud(split), 0, out / 'cloud.onnx', ['probabilities'], example=act,
                 input_name='split')
