@@ -75,16 +75,17 @@ def test_distillation_matches_the_teacher():
 def test_export_quantize_and_score_through_onnx(tmp_path, kind):
     torch.manual_seed(0)
     imgs = frames(80, low=0, high=255)   # a wide range of scores, so the ranking is meaningful
-    enc = VaeEncoder(**SMALL).eval()
-    mu = compress.latent_targets(enc, imgs)[0].numpy()
+    arch = dict(SMALL, feature_taps=[0])
+    enc = VaeEncoder(**arch).eval()
+    mu, _, feat = (t.numpy() for t in compress.latent_targets(enc, imgs, features=True))
     pre = vae_preprocessing(32)
-    b = vae_bundle(tmp_path / 'fp32', 'small', enc, SMALL, pre, imgs[:40], 'synthetic',
-                   head=compress.fit_kl_head(mu, kind))
+    b = vae_bundle(tmp_path / 'fp32', 'small', enc, arch, pre, imgs[:40], 'synthetic',
+                   head=compress.fit_head(kind, mu, feat))
     det = build_detector(load_bundle(b))
     s32 = det.predict_resized(imgs[40:])
     q = quantize_int8(b / 'encoder.onnx', tmp_path / 'int8.onnx', imgs[:40], pre)
-    b8 = vae_bundle(tmp_path / 'int8', 'small8', enc, SMALL, pre, imgs[:40], 'synthetic',
-                    onnx_file=q, head=compress.fit_kl_head(mu, kind))
+    b8 = vae_bundle(tmp_path / 'int8', 'small8', enc, arch, pre, imgs[:40], 'synthetic',
+                    onnx_file=q, head=compress.fit_head(kind, mu, feat))
     s8 = build_detector(load_bundle(b8)).predict_resized(imgs[40:])
     assert np.corrcoef(s32, s8)[0, 1] > 0.9                     # int8 keeps the ranking
     assert 'QuantizeLinear' in Path(q).read_bytes().decode('latin1')

@@ -30,11 +30,16 @@ def _mlp(dims: list) -> nn.Sequential:
 
 
 class VaeEncoder(nn.Module):
-    """image (N, 3, S, S) -> (mu, logvar), each (N, latent)."""
+    """image (N, 3, S, S) -> (mu, logvar), each (N, latent).
+
+    With `feature_taps` (indices of conv blocks) it also returns `features`: the per-channel mean
+    and standard deviation of those blocks' outputs - summary statistics the encoder computes
+    anyway, which a score head can use beside the latent (see leanood compress)."""
 
     def __init__(self, input_size: int = 224, channels=(128, 64, 32, 16), fc=(2048, 1000, 250),
-                 latent: int = 30, **_):
+                 latent: int = 30, feature_taps=(), **_):
         super().__init__()
+        self.feature_taps = tuple(feature_taps)
         chans = [3] + list(channels)
         self.features = nn.Sequential(*[conv_block(a, b) for a, b in zip(chans[:-1], chans[1:])])
         side = input_size // 2 ** len(channels)
@@ -46,7 +51,14 @@ class VaeEncoder(nn.Module):
         self.logvar = nn.Linear(fc[-1] if fc else self.flat, latent)
 
     def forward(self, x):
-        h = self.fc(torch.flatten(self.features(x), 1))
+        stats = []
+        for i, block in enumerate(self.features):
+            x = block(x)
+            if i in self.feature_taps:
+                stats += [x.mean(dim=(2, 3)), x.var(dim=(2, 3), unbiased=False).add(1e-6).sqrt()]
+        h = self.fc(torch.flatten(x, 1))
+        if stats:
+            return self.mu(h), self.logvar(h), torch.cat(stats, dim=1)
         return self.mu(h), self.logvar(h)
 
 

@@ -68,10 +68,11 @@ def vae_bundle(out: Path, name: str, encoder: torch.nn.Module, arch: dict, pre: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     graph = out / 'encoder.onnx'
+    outputs = ['mu', 'logvar'] + (['features'] if arch.get('feature_taps') else [])
     if onnx_file is not None:
         graph.write_bytes(Path(onnx_file).read_bytes())
     else:
-        export_onnx(encoder, pre.width, graph, ('mu', 'logvar'))
+        export_onnx(encoder, pre.width, graph, outputs)
     save_file({k: v.contiguous() for k, v in encoder.state_dict().items()},
               str(out / 'encoder.safetensors'))
     manifest = {
@@ -79,10 +80,9 @@ def vae_bundle(out: Path, name: str, encoder: torch.nn.Module, arch: dict, pre: 
         'detector': {'family': 'vae',
                      'head': head or {'type': 'kl_divergence', 'mu': 'mu', 'logvar': 'logvar',
                                       'dims': None if dims is None else [int(d) for d in dims]},
-                     'score': 'sum over the selected latent dimensions of '
-                              'KL(N(mu_i, sigma_i^2) || N(0, 1)); higher = more OOD'},
+                     'score': score_description(head)},
         'graphs': {'detector': {'file': 'encoder.onnx', 'input': 'image',
-                                'outputs': ['mu', 'logvar'],
+                                'outputs': outputs,
                                 'torch': {'file': 'encoder.safetensors',
                                           'architecture': dict(arch, type='vae_encoder')}}},
         'preprocessing': pre.to_dict(),
@@ -95,6 +95,18 @@ def vae_bundle(out: Path, name: str, encoder: torch.nn.Module, arch: dict, pre: 
     write_bundle(out, manifest)
     calibrate(out, calib_images, calib_source)
     return out
+
+
+def score_description(head: dict | None) -> str:
+    kind = (head or {}).get('type', 'kl_divergence')
+    return {
+        'kl_divergence': 'sum over the selected latent dimensions of KL(N(mu_i, sigma_i^2) || '
+                         'N(0, 1)) (the paper\'s score)',
+        'kl_to_fitted': 'KL(N(mu, sigma^2) || N(m, S)): divergence of the latent Gaussian from '
+                        'the ID aggregate posterior fitted on training frames',
+        'mahalanobis': 'Gaussian divergence (squared Mahalanobis distance) of the encoder\'s '
+                       'summary vector from its ID distribution fitted on training frames',
+    }.get(kind, kind) + '; higher = more OOD'
 
 
 class _Reader:
