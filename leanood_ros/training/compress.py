@@ -169,7 +169,7 @@ def measure_latencies(graphs: dict, threads: int = 1, rounds: int = 5, per_round
 # -- the methodology --------------------------------------------------------------------------
 def run(teacher_dir: Path, dataset: Path, out: Path, budget: float = 0.02, threads: int = 1,
         distill_epochs: int = 30, finetune_epochs: int = 8, stride_eval: int = 2,
-        score: str = 'auto') -> dict:
+        score: str = 'auto', fit_stride: int = 3) -> dict:
     from safetensors.torch import load_file
     from ..evaluation.evaluate import evaluate_bundle, resolve_dataset
     from ..evaluation.frames import load_frames
@@ -186,7 +186,8 @@ def run(teacher_dir: Path, dataset: Path, out: Path, budget: float = 0.02, threa
     def frames(paths, size, stride=1, interpolation='area'):
         return load_frames(paths, vae_preprocessing(size, interpolation), stride=stride)
 
-    train_t = frames(sets['fit'], t_size).images
+    # consecutive frames at 15 fps are near-duplicates: every `fit_stride`-th is plenty
+    train_t = frames(sets['fit'], t_size, stride=fit_stride).images
     mu_t, lv_t = latent_targets(teacher, train_t)
     taps = {'feature_taps': FEATURE_TAPS}
     # the candidates: (variant, preprocessing interpolation)
@@ -211,7 +212,7 @@ def run(teacher_dir: Path, dataset: Path, out: Path, budget: float = 0.02, threa
         if ckpt.is_file():
             enc = encoder_from_state(arch, load_file(str(ckpt)))
         else:
-            imgs = frames(sets['fit'], arch['input_size'],
+            imgs = frames(sets['fit'], arch['input_size'], stride=fit_stride,
                           interpolation=STUDENT_INTERPOLATION).images
             enc = distill(build_encoder(arch), imgs, mu_t, lv_t, epochs=distill_epochs,
                           desc=f'distill {name}')
@@ -229,7 +230,7 @@ def run(teacher_dir: Path, dataset: Path, out: Path, budget: float = 0.02, threa
         pre = vae_preprocessing(size, interp)
         cal = frames(cal_paths, size, interpolation=interp).images
         fit_mu, _, fit_feat = (t.numpy() for t in latent_targets(
-            v.encoder, frames(sets['fit'], size, stride=2, interpolation=interp).images,
+            v.encoder, frames(sets['fit'], size, stride=fit_stride, interpolation=interp).images,
             features=True))
         kinds = SCORES if (v.name == 'baseline' and choice == 'auto') else (choice,)
         results = {}
@@ -412,11 +413,14 @@ def main(argv=None) -> int:
     ap.add_argument('--score', default='auto', choices=('auto',) + SCORES)
     ap.add_argument('--distill-epochs', type=int, default=30)
     ap.add_argument('--finetune-epochs', type=int, default=8)
+    ap.add_argument('--fit-stride', type=int, default=3, help='use every k-th training frame')
+    ap.add_argument('--eval-stride', type=int, default=2, help='use every k-th validation frame')
     ap.add_argument('--install', type=Path, help='models/ folder to copy the results into')
     ap.add_argument('--keep', default='', help='comma-separated extra variants to install')
     a = ap.parse_args(argv)
     report = run(a.teacher, a.dataset, a.out, a.budget, distill_epochs=a.distill_epochs,
-                 finetune_epochs=a.finetune_epochs, score=a.score)
+                 finetune_epochs=a.finetune_epochs, score=a.score, fit_stride=a.fit_stride,
+                 stride_eval=a.eval_stride)
     print((a.out / 'report.md').read_text())
     if a.install:
         install(report, a.install, [k for k in a.keep.split(',') if k])

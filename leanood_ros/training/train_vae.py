@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,8 +39,9 @@ def recordings_under(paths) -> list:
     for p in map(Path, paths):
         if (p / 'metadata.yaml').is_file() or p.is_file():
             out.append(p)
-        else:
-            out += sorted(d.parent for d in p.rglob('metadata.yaml'))
+        else:  # (os.walk follows symlinked recordings, Path.rglob does not)
+            out += sorted(Path(root) for root, _, files in os.walk(p, followlinks=True)
+                          if 'metadata.yaml' in files)
     if not out:
         raise SystemExit(f'no recordings under {list(map(str, paths))}')
     return out
