@@ -6,6 +6,7 @@
     leanood compress    the VAE design methodology (prune / distill / quantize, select)
     leanood earlin      fit and export an EARLIN detector (layer study included)
     leanood evaluate    AUROC / FPR95 / detection delay of bundles on recordings
+    leanood tune        a bundle's recommended decision settings, from ID recordings only
     leanood bench       latency, throughput and memory of bundles and of the node
 
 Each subcommand imports its own (possibly heavy) modules only when it runs.
@@ -22,6 +23,7 @@ COMMANDS = {
     'compress': 'leanood_ros.training.compress',
     'earlin': 'leanood_ros.training.earlin',
     'evaluate': 'leanood_ros.evaluation.evaluate',
+    'tune': 'leanood_ros.evaluation.tune',
     'bench': 'leanood_ros.evaluation.bench',
 }
 

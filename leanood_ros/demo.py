@@ -156,13 +156,19 @@ def summarize(labels: dict, verdicts: dict, quiet: bool = False) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog='leanood demo', description=__doc__.splitlines()[0])
-    ap.add_argument('--model', default='vae_lean', help='bundle variant or path')
+    ap.add_argument('--model', default=None,
+                    help='bundle variant or path (default: vae_lean, else earlin_lite0)')
     ap.add_argument('--recording', default='sample', help="bag/folder/video, or 'sample'")
     ap.add_argument('--device', default='cpu', choices=('cpu', 'gpu'))
     ap.add_argument('--rate', type=float, default=0.0, help='fps (0 = recorded rate)')
     ap.add_argument('--shift', default='', help='inject a shift live (e.g. rain)')
     ap.add_argument('--shift-after', type=float, default=4.0)
     a = ap.parse_args(argv)
+    if a.model is None:
+        from .bundle import default_models_dir
+        a.model = next((m for m in ('vae_lean', 'earlin_lite0')
+                        if (default_models_dir() / m / 'bundle.json').is_file()), 'vae_lean')
+    print(f'demo: {a.recording} -> ood_monitor ({a.model}, {a.device})', flush=True)
     summary = run(a.model, a.recording, a.device, a.rate, a.shift, a.shift_after)
     return 0 if summary['judged'] > 0 else 1
 

@@ -1,10 +1,13 @@
 """Choose a bundle's recommended decision settings from in-distribution data only.
 
-For each candidate CUSUM shape (window, drift) the alarm threshold is set just above the largest
-CUSUM statistic seen on held-out ID sequences (times a margin), so those sequences raise no alarm.
-Among the candidates, the one that reacts fastest to a worst-case shift is kept - where the shift
-is *synthetic* (scores above every calibration score appended to each ID sequence), so no OOD
-data is used to tune anything.
+Candidates are CUSUM shapes (window, drift) and k-of-n votes at several per-frame alphas.  Each is
+made quiet on held-out ID sequences with a safety margin:
+- CUSUM: the alarm threshold is `margin` x the largest CUSUM statistic seen on those sequences;
+- vote: the largest number of flagged frames in any n-frame window of those sequences must stay at
+  least one below k.
+Among the quiet candidates the one that reacts fastest to a worst-case shift wins, where the shift
+is *synthetic* (scores above every calibration score appended to each ID sequence): no OOD data is
+used to tune anything.
 """
 from __future__ import annotations
 
@@ -12,12 +15,12 @@ import itertools
 
 import numpy as np
 
-from ..decision import DecisionConfig, DecisionEngine
+from ..decision import ConformalPValues, DecisionConfig, DecisionEngine
 
 
-def _max_cusum(scores, calibration, cfg) -> float:
+def _run(scores, calibration, cfg):
     eng = DecisionEngine(calibration, cfg)
-    return max((eng.update(float(s)).fused for s in scores), default=0.0)
+    return [eng.update(float(s)) for s in scores]
 
 
 def _synthetic_delay(scores, calibration, cfg, prefix: int = 30) -> int:
@@ -31,26 +34,90 @@ def _synthetic_delay(scores, calibration, cfg, prefix: int = 30) -> int:
     return 200
 
 
+def _max_flagged_in_window(flags: np.ndarray, n: int) -> int:
+    if len(flags) < n:
+        return int(flags.sum())
+    c = np.convolve(flags.astype(int), np.ones(n, int), mode='valid')
+    return int(c.max())
+
+
 def tune_decision(calibration, id_sequences, margin: float = 1.5, min_threshold: float = 4.0,
-                  windows=(1, 2, 4, 8), drifts=(0.0, 0.5, 1.0, 2.0), recovery_frames: int = 10,
+                  windows=(1, 2, 4, 8), drifts=(0.0, 0.5, 1.0, 2.0),
+                  votes=((2, 2), (2, 3), (3, 3), (3, 4), (3, 5)),
+                  alphas=(0.001, 0.002, 0.005, 0.01), recovery_frames: int = 10,
                   alpha: float = 0.01) -> dict:
     """id_sequences: list of score arrays of held-out ID recordings (e.g. validation, new map)."""
-    best = None
+    pv = ConformalPValues(calibration)
+    candidates = []
     for window, drift in itertools.product(windows, drifts):
         probe = DecisionConfig(alpha=alpha, fusion='cusum', cusum_window=window, cusum_drift=drift,
                                cusum_threshold=1e4, recovery_frames=recovery_frames)
-        peak = max(_max_cusum(s, calibration, probe) for s in id_sequences)
+        peak = max(max((d.fused for d in _run(s, calibration, probe)), default=0.0)
+                   for s in id_sequences)
         cfg = probe.replace(cusum_threshold=float(max(min_threshold, margin * peak)))
+        candidates.append((cfg, {'peak_id_cusum': round(peak, 3), 'margin': margin}))
+    for (k, n), a in itertools.product(votes, alphas):
+        if a < pv.min_alpha or k > n:
+            continue
+        thr = pv.threshold(a)
+        worst = max(_max_flagged_in_window(np.asarray(s) > thr, n) for s in id_sequences)
+        if worst <= k - 2:   # quiet with one frame to spare
+            cfg = DecisionConfig(alpha=a, fusion='vote', vote_k=k, vote_n=n,
+                                 recovery_frames=recovery_frames)
+            candidates.append((cfg, {'max_flagged_in_any_window_on_id': worst}))
+    best = None
+    for cfg, info in candidates:
         delay = float(np.mean([_synthetic_delay(s, calibration, cfg) for s in id_sequences]))
-        key = (delay, cfg.cusum_threshold)
+        # prefer faster; on ties the more conservative (cusum by threshold, vote by larger k)
+        key = (delay, -(cfg.cusum_threshold if cfg.fusion == 'cusum' else 0.0),
+               -cfg.vote_k if cfg.fusion == 'vote' else 0)
         if best is None or key < best[0]:
-            best = (key, cfg, peak)
-    (delay, _), cfg, peak = best
-    return {'alpha': cfg.alpha, 'fusion': 'cusum', 'cusum_window': cfg.cusum_window,
-            'cusum_drift': cfg.cusum_drift, 'cusum_threshold': round(cfg.cusum_threshold, 3),
-            'recovery_frames': recovery_frames,
-            'tuning': {'method': 'ID-only: threshold = max(min_threshold, margin x peak CUSUM on '
-                                 'held-out ID sequences); fastest reaction to a synthetic '
-                                 'worst-case shift', 'peak_id_cusum': round(peak, 3),
-                       'margin': margin, 'synthetic_delay_frames': delay,
-                       'id_sequences': len(id_sequences)}}
+            best = (key, cfg, info)
+    (delay, *_), cfg, info = best
+    out = {k: getattr(cfg, k) for k in ('alpha', 'fusion', 'recovery_frames')}
+    if cfg.fusion == 'cusum':
+        out.update(cusum_window=cfg.cusum_window, cusum_drift=cfg.cusum_drift,
+                   cusum_threshold=round(cfg.cusum_threshold, 3))
+    else:
+        out.update(vote_k=cfg.vote_k, vote_n=cfg.vote_n)
+    out['tuning'] = {'method': 'ID-only: quiet on held-out ID sequences with a margin; fastest '
+                               'reaction to a synthetic worst-case shift', **info,
+                     'synthetic_delay_frames': delay, 'id_sequences': len(id_sequences),
+                     'candidates': len(candidates)}
+    return out
+
+
+def retune(bundle_dir, id_paths, **kwargs) -> dict:
+    """Re-derive a bundle's recommended decision settings from held-out ID recordings."""
+    import json
+    from pathlib import Path
+    from ..bundle import load_bundle, write_bundle
+    from ..detectors import build_detector
+    from .frames import load_frames
+    bundle = load_bundle(bundle_dir)
+    det = build_detector(bundle, threads=2)
+    seqs = [det.predict_resized(load_frames([p], bundle.preprocessing, progress=False).images)
+            for p in id_paths]
+    manifest = json.loads((Path(bundle.path) / 'bundle.json').read_text())
+    manifest['decision'] = tune_decision(bundle.calibration_scores, seqs, **kwargs)
+    write_bundle(bundle.path, manifest)
+    return manifest['decision']
+
+
+def main(argv=None) -> int:
+    """`leanood tune`: recommended decision settings of a bundle, from ID recordings only."""
+    import argparse
+    import json
+    from pathlib import Path
+    from .evaluate import resolve_dataset
+    ap = argparse.ArgumentParser(prog='leanood tune', description=main.__doc__)
+    ap.add_argument('--model', required=True)
+    ap.add_argument('--id', nargs='*', default=[], help='held-out ID recordings')
+    ap.add_argument('--dataset', type=Path, help='use the validation split\'s ID recordings')
+    ap.add_argument('--margin', type=float, default=1.5)
+    a = ap.parse_args(argv)
+    ids = a.id or (resolve_dataset(a.dataset, 'val')['id'] if a.dataset else [])
+    if not ids:
+        ap.error('need --id recordings or --dataset')
+    print(json.dumps(retune(a.model, ids, margin=a.margin), indent=1))
+    return 0

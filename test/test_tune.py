@@ -1,0 +1,31 @@
+import inspect
+
+import numpy as np
+
+from leanood_ros.decision import DecisionConfig, DecisionEngine
+from leanood_ros.evaluation.tune import tune_decision
+from leanood_ros.parameters import DECISION_KEYS
+
+
+def test_tuned_settings_are_quiet_on_id_and_fast_on_a_shift():
+    rng = np.random.default_rng(0)
+    cal = rng.normal(size=800)
+    # held-out ID sequences with some autocorrelation (consecutive frames look alike)
+    seqs = [np.convolve(rng.normal(size=300), np.ones(3) / np.sqrt(3), mode='same')
+            for _ in range(4)]
+    d = tune_decision(cal, seqs)
+    cfg = DecisionConfig(**{k: d[k] for k in DECISION_KEYS if k in d})
+    for s in seqs:
+        eng = DecisionEngine(cal, cfg)
+        assert all(eng.update(x).is_safe for x in s)
+    eng = DecisionEngine(cal, cfg)
+    for x in seqs[0][:50]:
+        eng.update(x)
+    delay = next(i for i in range(50) if not eng.update(10.0).is_safe)
+    assert delay <= d['tuning']['synthetic_delay_frames'] <= 5
+
+
+def test_tuning_takes_no_ood_data():
+    params = list(inspect.signature(tune_decision).parameters)
+    assert params[:2] == ['calibration', 'id_sequences']
+    assert not any('ood' in p for p in params)
