@@ -23,7 +23,9 @@ def stamp(h):
 def test_only_in_distribution_frames_are_forwarded_and_predictions_come_back(domain_id,
                                                                              tmp_path):
     lis = Listener(domain_id)
-    for t, topic in ((Image, 'ood/features'), (DiagnosticArray, 'ood/prediction'),
+    # this listener also takes the camera images, so the replay (waiting for 2 subscribers)
+    # starts only once it is connected and no label is missed
+    for t, topic in ((Image, 'image'), (Image, 'ood/features'), (DiagnosticArray, 'ood/prediction'),
                      (Header, 'camera_replay/label'), (DiagnosticArray, 'ood/status'),
                      (DiagnosticArray, '/diagnostics')):
         lis.subscribe(t, topic, depth=1000)
@@ -34,7 +36,7 @@ def test_only_in_distribution_frames_are_forwarded_and_predictions_come_back(dom
                             '-p', 'detector:=earlin'], domain_id, tmp_path / 'edge.log')
     try:
         replay = RosProcess.node('leanood_ros.nodes.camera_replay',
-                                 ['-p', 'recording:=sample', '-p', 'wait_for_subscribers:=1',
+                                 ['-p', 'recording:=sample', '-p', 'wait_for_subscribers:=2',
                                   '-p', 'rate:=10.0'], domain_id, tmp_path / 'replay.log')
         assert replay.wait(120) == 0, replay.output() + edge.output()
         labels = {stamp(m): m.frame_id for _, m in lis.get('camera_replay/label')}
