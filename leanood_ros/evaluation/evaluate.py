@@ -149,6 +149,32 @@ def plot_roc(results_scores: dict, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def summary(r: dict) -> dict:
+    return {'mean_auroc': r['mean_auroc'], 'min_auroc': r['min_auroc'],
+            'mean_fpr95': r['mean_fpr95'],
+            'per_shift': {k: {'auroc': round(m['auroc'], 5), 'fpr95': round(m['fpr95'], 5),
+                              'delay_mean': m['delay_mean'],
+                              'detected': f"{m['detected']}/{m['sequences']}"}
+                          for k, m in r['per_set'].items()},
+            'id_false_alarm_episodes': r['id_false_alarm_episodes'],
+            'id_false_alarm_frames': r['id_false_alarm_frames'],
+            'id_sequences': {k: m['false_alarm_episodes'] for k, m in r['id_sequences'].items()}}
+
+
+def record_metrics(r: dict, dataset: str, split: str, reference: dict | None) -> None:
+    """Write an evaluation summary into the bundle's metrics (the model card follows)."""
+    from ..bundle import write_bundle
+    path = Path(r['bundle'])
+    m = json.loads((path / 'bundle.json').read_text())
+    entry = summary(r)
+    if reference is not None:
+        entry['reference_colour_stats'] = {
+            'mean_auroc': reference['mean_auroc'],
+            'per_shift_auroc': {k: round(v['auroc'], 5) for k, v in reference['per_set'].items()}}
+    m.setdefault('metrics', {})[f'{dataset}/{split}'] = entry
+    write_bundle(path, m)
+
+
 def resolve_dataset(root: Path, split: str) -> dict:
     return {'fit': dataset_recordings(root, 'train', roles=('id',), shifts=()),
             'calib': dataset_recordings(root, 'calib', roles=('id',), shifts=()),
@@ -173,6 +199,8 @@ def main(argv=None) -> int:
     for k in ('alpha', 'cusum_threshold', 'cusum_drift'):
         ap.add_argument(f'--{k.replace("_", "-")}', type=float)
     ap.add_argument('--fusion', choices=('none', 'vote', 'cusum'))
+    ap.add_argument('--record', action='store_true',
+                    help="store the summary in each bundle's metrics (and model card)")
     a = ap.parse_args(argv)
     sets = {'fit': a.fit, 'calib': a.calib, 'id': a.id, 'ood': a.ood}
     if a.dataset:
@@ -198,6 +226,11 @@ def main(argv=None) -> int:
             print(text)
         else:
             Path(a.json).write_text(text)
+    if a.record:
+        ref = next((r for r in results if r['name'] == ColourStatsReference.name), None)
+        for r in results:
+            if 'bundle' in r:
+                record_metrics(r, a.dataset.name if a.dataset else 'custom', a.split, ref)
     if a.roc:
         scores = {}
         for m in a.model:
