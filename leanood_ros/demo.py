@@ -39,7 +39,9 @@ def run(model: str, recording: str, device: str = 'cpu', rate: float = 0.0,
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
-    from std_msgs.msg import Header
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Bool, Header
 
     domain = random.Random(os.getpid()).randint(150, 230)
     env = _env(domain)
@@ -61,7 +63,14 @@ def run(model: str, recording: str, device: str = 'cpu', rate: float = 0.0,
             verdicts[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = (
                 float(kv['score']), float(kv['p_value']), kv['is_safe'] == 'True', st.message,
                 float(kv['latency_ms']))
+    ready = threading.Event()
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    node.create_subscription(Bool, 'ood/is_safe', lambda _: ready.set(), latched)
     node.create_subscription(Header, 'camera_replay/label', on_label, 1000)
+    # Also take the images: the replay waits for two subscribers (the monitor and this one), so
+    # it starts only when this listener is connected and no label is missed.
+    node.create_subscription(Image, 'image', lambda _: None, 1)
     node.create_subscription(DiagnosticArray, 'ood/status', on_status, 1000)
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
@@ -70,10 +79,14 @@ def run(model: str, recording: str, device: str = 'cpu', rate: float = 0.0,
     spin.start()
 
     monitor = _node('leanood_ros.nodes.ood_monitor', {'model': model, 'device': device}, env, log)
-    replay_params = {'recording': recording, 'wait_for_subscribers': 1, 'rate': float(rate)}
+    # start the camera once the monitor is up and this listener hears it (no verdict is missed)
+    deadline = time.monotonic() + 60
+    while not ready.wait(0.1):
+        if monitor.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f'ood_monitor did not start; see {log_path}')
+    replay_params = {'recording': recording, 'wait_for_subscribers': 2, 'rate': float(rate)}
     if shift:
         replay_params.update(shift=shift, shift_after_s=float(shift_after))
-    # Start the camera only when the monitor is up (its subscription makes the replay start).
     replay = _node('leanood_ros.nodes.camera_replay', replay_params, env, log)
     try:
         while replay.poll() is None:
