@@ -100,3 +100,19 @@ def test_latencies_are_measured_side_by_side(tmp_path):
                     ('mu', 'logvar'))
     lat = compress.measure_latencies({'a': (a, 32), 'b': (b, 32)}, rounds=2, per_round=5)
     assert set(lat) == {'a', 'b'} and lat['b']['p50_ms'] > lat['a']['p50_ms']
+
+
+def test_int8_keeps_the_score_inputs_in_float(tmp_path):
+    import onnx
+    from leanood_ros.training.export import export_onnx
+    torch.manual_seed(0)
+    enc = VaeEncoder(**dict(SMALL, feature_taps=[0])).eval()
+    src = export_onnx(enc, 32, tmp_path / 'e.onnx', ('mu', 'logvar', 'features'))
+    q = quantize_int8(src, tmp_path / 'q.onnx', frames(40), vae_preprocessing(32))
+    g = onnx.load(str(q)).graph
+    producer = {o: n for n in g.node for o in n.output}
+    first_conv = next(n for n in g.node if n.op_type == 'Conv')
+    # the first block's conv reads a float image and float weights (no DequantizeLinear)
+    assert all(producer.get(i) is None or producer[i].op_type != 'DequantizeLinear'
+               for i in first_conv.input)
+    assert sum(n.op_type == 'DequantizeLinear' for n in g.node) > 0   # the rest is quantized

@@ -127,9 +127,29 @@ class _Reader:
         self.i = 0
 
 
+def nodes_feeding(model_path: Path, output: str) -> list:
+    """Names of every node an output depends on (to keep a score's inputs in float)."""
+    import onnx
+    graph = onnx.load(str(model_path)).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    todo, seen = [output], set()
+    while todo:
+        n = producer.get(todo.pop())
+        if n is not None and n.name not in seen:
+            seen.add(n.name)
+            todo += list(n.input)
+    return sorted(seen)
+
+
 def quantize_int8(src: Path, dst: Path, calib_images: np.ndarray, pre: Preprocessing,
-                  exclude_nodes=()) -> Path:
-    """Static int8 PTQ (QDQ, per-channel weights, calibration on ID frames)."""
+                  exclude_nodes=None) -> Path:
+    """Static int8 PTQ (QDQ, per-channel weights, calibration on ID frames).  By default every
+    node feeding a `features` output stays float: those statistics are the score's input, and
+    the score is computed in float."""
+    import onnx
+    if exclude_nodes is None:
+        outs = {o.name for o in onnx.load(str(src)).graph.output}
+        exclude_nodes = nodes_feeding(src, 'features') if 'features' in outs else []
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
