@@ -114,5 +114,5 @@ def test_int8_keeps_the_score_inputs_in_float(tmp_path):
     first_conv = next(n for n in g.node if n.op_type == 'Conv')
     # the first block's conv reads a float image and float weights (no DequantizeLinear)
     assert all(producer.get(i) is None or producer[i].op_type != 'DequantizeLinear'
-               for i in first_conv.input)
+               for i in first_conv.input[:2])
     assert sum(n.op_type == 'DequantizeLinear' for n in g.node) > 0   # the rest is quantized
