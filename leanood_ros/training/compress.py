@@ -174,6 +174,7 @@ def run(teacher_dir: Path, dataset: Path, out: Path, budget: float = 0.02, threa
     from ..evaluation.evaluate import evaluate_bundle, resolve_dataset
     from ..evaluation.frames import load_frames
     from ..evaluation.graph_stats import graph_macs
+    from ..evaluation.tune import retune
     from .export import convert_fp16, provenance, quantize_int8, vae_bundle
     torch.set_num_threads(threads if threads > 1 else 2)
     out.mkdir(parents=True, exist_ok=True)
@@ -242,7 +243,7 @@ def run(teacher_dir: Path, dataset: Path, out: Path, budget: float = 0.02, threa
                            ', '.join(p.name for p in cal_paths),
                            head=fit_head(kind, fit_mu, fit_feat),
                            description=f'beta-VAE encoder ({v.name}), fp32', prov=prov)
-                _tune(bdir, sets['id'], pre)
+                retune(bdir, sets['id'])
                 ev = evaluate_bundle(str(bdir), sets['id'], sets['ood'], stride=stride_eval)
                 (bdir / 'eval.json').write_text(json.dumps(ev, default=str))
             results[kind] = json.loads((bdir / 'eval.json').read_text())
@@ -266,7 +267,7 @@ def run(teacher_dir: Path, dataset: Path, out: Path, budget: float = 0.02, threa
                            prov=provenance(f'{len(sets["fit"])} ID training recordings',
                                            {'recipe': v.recipe + ['int8 static PTQ, QDQ, '
                                                                   'per-channel']}))
-                _tune(bdir, sets['id'], pre)
+                retune(bdir, sets['id'])
                 ev = evaluate_bundle(str(bdir), sets['id'], sets['ood'], stride=stride_eval)
                 (bdir / 'eval.json').write_text(json.dumps(ev, default=str))
             if quant == 'fp32' and not (bdir.parent / f'{v.name}_fp16.onnx').is_file():
@@ -301,19 +302,6 @@ def run(teacher_dir: Path, dataset: Path, out: Path, budget: float = 0.02, threa
     (out / 'report.json').write_text(json.dumps(report, indent=1))
     write_report(report, out)
     return report
-
-
-def _tune(bundle_dir: Path, id_paths, pre) -> None:
-    from ..bundle import load_bundle, write_bundle
-    from ..detectors import build_detector
-    from ..evaluation.frames import load_frames
-    from ..evaluation.tune import tune_decision
-    b = load_bundle(bundle_dir)
-    det = build_detector(b, threads=2)
-    seqs = [det.predict_resized(load_frames([p], pre, progress=False).images) for p in id_paths]
-    m = json.loads((bundle_dir / 'bundle.json').read_text())
-    m['decision'] = tune_decision(b.calibration_scores, seqs)
-    write_bundle(bundle_dir, m)
 
 
 def _save(enc, path: Path) -> None:

@@ -345,7 +345,7 @@ def export(dataset: Path, out: Path, split: str = 'stage1', reduction: str = 'me
     from ..bundle import write_bundle
     from ..evaluation.frames import load_frames
     from ..evaluation.graph_stats import graph_macs
-    from ..evaluation.tune import tune_decision
+    from ..evaluation.tune import retune
     from .export import calibrate, export_onnx, provenance
     stages, size = load_backbone(backbone, weights)
     model = SplitModel(stages, size)
@@ -403,18 +403,12 @@ def export(dataset: Path, out: Path, split: str = 'stage1', reduction: str = 'me
         'metrics': {'layer_study': study_result} if study_result else {},
     }
     write_bundle(out, manifest)
-    # calibration: ID frames held out from fitting, including a map never used for fitting
+    # calibration: ID frames held out from fitting, including a map not used for fitting
     cal_paths = sets['calib'] + [p for p in sets['id'] if 'newmap' in p.name]
     cal = id_only(load_frames(cal_paths, pre))
-    scores = calibrate(out, cal.images, ', '.join(p.name for p in cal_paths))
+    calibrate(out, cal.images, ', '.join(p.name for p in cal_paths))
     # decision settings from ID validation sequences only
-    from ..bundle import load_bundle
-    from ..detectors import build_detector
-    det = build_detector(load_bundle(out), threads=2)
-    seqs = [det.predict_resized(load_frames([p], pre, progress=False).images) for p in sets['id']]
-    manifest = json.loads((out / 'bundle.json').read_text())
-    manifest['decision'] = tune_decision(scores, seqs)
-    write_bundle(out, manifest)
+    retune(out, sets['id'])
     return out
 
 
