@@ -4,6 +4,7 @@
     leanood dataset     build labelled rosbag2 datasets from rendered Duckietown sequences
     leanood train-vae   train a beta-VAE on in-distribution recordings
     leanood compress    the VAE design methodology (prune / distill / quantize, select)
+    leanood quantize    an int8 (CPU) or fp16 (GPU) copy of a VAE bundle, recalibrated
     leanood earlin      fit and export an EARLIN detector (layer study included)
     leanood evaluate    AUROC / FPR95 / detection delay of bundles on recordings
     leanood tune        a bundle's recommended decision settings, from ID recordings only
@@ -21,6 +22,7 @@ COMMANDS = {
     'dataset': 'leanood_ros.data.duckietown_dataset',
     'train-vae': 'leanood_ros.training.train_vae',
     'compress': 'leanood_ros.training.compress',
+    'quantize': 'leanood_ros.training.export:quantize_main',
     'earlin': 'leanood_ros.training.earlin',
     'evaluate': 'leanood_ros.evaluation.evaluate',
     'tune': 'leanood_ros.evaluation.tune',
@@ -33,8 +35,8 @@ def main(argv=None) -> int:
     if not argv or argv[0] in ('-h', '--help') or argv[0] not in COMMANDS:
         print(__doc__)
         return 0 if argv and argv[0] in ('-h', '--help') else 2
-    module = importlib.import_module(COMMANDS[argv[0]])
-    return int(module.main(argv[1:]) or 0)
+    module, _, func = COMMANDS[argv[0]].partition(':')
+    return int(getattr(importlib.import_module(module), func or 'main')(argv[1:]) or 0)
 
 
 if __name__ == '__main__':

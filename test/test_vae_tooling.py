@@ -116,3 +116,30 @@ def test_int8_keeps_the_score_inputs_in_float(tmp_path):
     assert all(producer.get(i) is None or producer[i].op_type != 'DequantizeLinear'
                for i in first_conv.input[:2])
     assert sum(n.op_type == 'DequantizeLinear' for n in g.node) > 0   # the rest is quantized
+
+
+@pytest.mark.parametrize('precision', ['int8', 'fp16'])
+def test_quantize_bundle_recalibrates_and_drops_the_torch_twin(tmp_path, precision):
+    from leanood_ros.training.export import quantize_bundle
+    torch.manual_seed(0)
+    imgs = frames(80, low=0, high=255)
+    arch = dict(SMALL, feature_taps=[0])
+    enc = VaeEncoder(**arch).eval()
+    mu, _, feat = (t.numpy() for t in compress.latent_targets(enc, imgs, features=True))
+    src = vae_bundle(tmp_path / 'fp32', 'small', enc, arch, vae_preprocessing(32), imgs[:40],
+                     'synthetic', head=compress.fit_head('features', mu, feat),
+                     decision={'alpha': 0.01, 'fusion': 'vote', 'vote_k': 2, 'vote_n': 3})
+    dst = quantize_bundle(src, tmp_path / precision, precision, imgs[:40], imgs[40:60], 'held out')
+    b = load_bundle(dst)
+    assert b.name == f'small_{precision}'
+    assert 'torch' not in b.manifest['graphs']['detector']
+    assert b.manifest['decision']['vote_k'] == 2                      # decision travels
+    assert b.head == load_bundle(src).head                            # fitted head travels
+    assert b.manifest['provenance']['quantized_from']['sha256'] == load_bundle(src).graphs[
+        'detector'].sha256
+    assert b.manifest['calibration']['source'] == 'held out' and b.calibration_scores.size == 20
+    s = build_detector(b).predict_resized(imgs[60:])
+    s32 = build_detector(load_bundle(src)).predict_resized(imgs[60:])
+    assert np.corrcoef(s32, s)[0, 1] > 0.9
+    with pytest.raises(ValueError, match='int8 needs'):
+        quantize_bundle(src, tmp_path / 'x', 'int8')

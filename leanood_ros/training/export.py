@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..bundle import load_bundle, write_bundle
+from ..bundle import load_bundle, resolve_bundle_path, write_bundle
 from ..detectors import build_detector
 from ..preprocess import Preprocessing
 
@@ -171,3 +171,76 @@ def convert_fp16(src: Path, dst: Path) -> Path:
     model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
     onnx.save(model, str(dst))
     return Path(dst)
+
+
+def quantize_bundle(src: Path, dst: Path, precision: str, ptq_images: np.ndarray | None = None,
+                    calib_images: np.ndarray | None = None, calib_source: str = '') -> Path:
+    """A quantized copy of a vae-family bundle: int8 (static PTQ on `ptq_images`, ID frames) or
+    fp16.  The torch twin is dropped (it no longer matches the graph), the fitted head and the
+    decision settings travel unchanged, and the calibration scores are recomputed through the
+    new graph (on `calib_images`; without them the source's are kept: only for fp16)."""
+    src, dst = Path(src), Path(dst)
+    bundle = load_bundle(src)
+    if bundle.family != 'vae':
+        raise ValueError(f'{src}: only vae-family bundles can be quantized here')
+    if precision == 'int8' and ptq_images is None:
+        raise ValueError('int8 needs ID frames for the static calibration')
+    dst.mkdir(parents=True, exist_ok=True)
+    graph = bundle.graphs['detector']
+    out_graph = dst / graph.path.name
+    if precision == 'int8':
+        quantize_int8(graph.path, out_graph, ptq_images, bundle.preprocessing)
+    elif precision == 'fp16':
+        convert_fp16(graph.path, out_graph)
+    else:
+        raise ValueError(f"precision must be 'int8' or 'fp16', got {precision!r}")
+    manifest = json.loads((src / 'bundle.json').read_text())
+    manifest['name'] = f"{manifest['name']}_{precision}"
+    manifest['description'] = f"{manifest.get('description', '')} ({precision})".strip()
+    manifest['graphs']['detector'].pop('torch', None)
+    prov = dict(manifest.get('provenance', {}))
+    prov['recipe'] = list(prov.get('recipe', [])) + [
+        'int8 static PTQ (QDQ, per-channel weights; score inputs kept float)'
+        if precision == 'int8' else 'fp16 (fp32 inputs/outputs)']
+    prov['quantized_from'] = {'bundle': manifest['name'][:-len(precision) - 1],
+                              'sha256': graph.sha256}
+    manifest['provenance'] = prov
+    manifest['metrics'] = {}  # measured again on the new graph, not inherited
+    write_bundle(dst, manifest)
+    if calib_images is not None:
+        calibrate(dst, calib_images, calib_source)
+    elif precision == 'int8':
+        raise ValueError('int8 changes the scores: pass calibration frames')
+    return dst
+
+
+def quantize_main(argv=None) -> int:
+    """`leanood quantize`: an int8 or fp16 copy of a VAE bundle, recalibrated on ID recordings."""
+    import argparse
+    from ..evaluation.evaluate import resolve_dataset
+    from ..evaluation.frames import load_frames
+    ap = argparse.ArgumentParser(prog='leanood quantize', description=quantize_main.__doc__)
+    ap.add_argument('--model', required=True, help='source bundle (name under models/ or path)')
+    ap.add_argument('--out', type=Path, required=True, help='folder for the new bundle')
+    ap.add_argument('--precision', choices=('int8', 'fp16'), default='int8')
+    ap.add_argument('--dataset', type=Path, help='built dataset: train (PTQ) and calib splits')
+    ap.add_argument('--fit', nargs='*', default=[], help='ID recordings for the int8 calibration')
+    ap.add_argument('--calib', nargs='*', default=[], help='held-out ID recordings for p-values')
+    ap.add_argument('--fit-stride', type=int, default=10, help='use every k-th fit frame')
+    a = ap.parse_args(argv)
+    fit, calib = list(a.fit), list(a.calib)
+    if a.dataset:
+        sets = resolve_dataset(a.dataset, 'val')
+        fit = fit or sets['fit']
+        calib = calib or sets['calib'] + [p for p in sets['id'] if 'newmap' in p.name]
+    if not calib:
+        ap.error('need --calib ID recordings (or --dataset)')
+    if a.precision == 'int8' and not fit:
+        ap.error('int8 needs --fit ID recordings (or --dataset)')
+    pre = load_bundle(a.model).preprocessing
+    ptq = load_frames(fit, pre, stride=a.fit_stride).images if fit else None
+    cal = load_frames(calib, pre).images
+    out = quantize_bundle(resolve_bundle_path(a.model), a.out, a.precision, ptq, cal,
+                          ', '.join(Path(p).name for p in calib))
+    print(f'wrote {out} ({a.precision})')
+    return 0
