@@ -151,6 +151,10 @@ class BundleDetector(Detector):
             raise FloatingPointError(f'detector {self.name} produced a non-finite score')
         return Inference(score, outputs, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
 
+    def outputs_resized(self, batch_hwc: np.ndarray) -> dict:
+        """Raw graph outputs for frames already resized (to fit a head's statistics)."""
+        return self._outputs(batch_hwc)
+
     def predict_resized(self, batch_hwc: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Scores for frames already resized to the bundle's input size (fast offline path)."""
         out = [self.head(self._outputs(batch_hwc[i:i + batch_size]))

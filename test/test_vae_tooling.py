@@ -143,3 +143,38 @@ def test_quantize_bundle_recalibrates_and_drops_the_torch_twin(tmp_path, precisi
     assert np.corrcoef(s32, s)[0, 1] > 0.9
     with pytest.raises(ValueError, match='int8 needs'):
         quantize_bundle(src, tmp_path / 'x', 'int8')
+
+
+def _folder(path: Path, imgs) -> Path:
+    import cv2
+    path.mkdir(parents=True)
+    for i, im in enumerate(imgs):
+        cv2.imwrite(str(path / f'f{i:04d}.png'), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def test_refit_moves_the_statistics_to_the_new_place(tmp_path):
+    from leanood_ros.training.refit import head_inputs, refit
+    torch.manual_seed(0)
+    arch = dict(SMALL, feature_taps=[0])
+    enc = VaeEncoder(**arch).eval()
+    old_place, new_place = frames(60, low=40, high=90), frames(75, seed=1, low=150, high=220)
+    mu, _, feat = (t.numpy() for t in compress.latent_targets(enc, old_place, features=True))
+    src = vae_bundle(tmp_path / 'src', 'small', enc, arch, vae_preprocessing(32), old_place[:20],
+                     'old place', head=compress.fit_head('features', mu, feat))
+    fit = _folder(tmp_path / 'fit', new_place[:30])
+    cal = _folder(tmp_path / 'cal', new_place[30:60])
+    ids = [_folder(tmp_path / f'id{k}', new_place[60 + 5 * k:65 + 5 * k]) for k in range(3)]
+    before = build_detector(load_bundle(src)).predict_resized(new_place[60:])
+    decision = refit(src, tmp_path / 'out', [fit], [cal], ids, fit_stride=1)
+    b = load_bundle(tmp_path / 'out')
+    det = build_detector(b)
+    x = head_inputs(det, new_place[:30], 'features')
+    np.testing.assert_allclose(b.head['mean'], x.mean(0), rtol=1e-4, atol=1e-5)
+    assert b.calibration_scores.size == 30 and b.manifest['decision'] == decision
+    assert b.graphs['detector'].sha256 == load_bundle(src).graphs['detector'].sha256
+    assert b.manifest['metrics'] == {} and 'refit' in b.manifest['provenance']
+    assert det.predict_resized(new_place[60:]).mean() < before.mean()   # the new place is home now
+    kl = vae_bundle(tmp_path / 'kl', 'kl', enc, arch, vae_preprocessing(32), old_place[:20], 'x')
+    with pytest.raises(ValueError, match='no fitted statistics'):
+        refit(kl, tmp_path / 'out2', [fit], [cal], ids)

@@ -121,22 +121,15 @@ def fit_head(kind: str, mu: np.ndarray, features: np.ndarray | None = None) -> d
     kl_fitted:       KL of the latent Gaussian from the ID aggregate posterior N(m, S) (Ledoit-Wolf);
     features:        Gaussian divergence of the encoder's first-block channel statistics (measured
                      on the baseline: adding the latent mean to them lowers AUROC, blur most)."""
-    from sklearn.covariance import LedoitWolf
+    from .refit import fit_gaussian_head
     if kind == 'kl_prior':
         return {'type': 'kl_divergence', 'mu': 'mu', 'logvar': 'logvar', 'dims': None}
     if kind == 'kl_fitted':
-        lw = LedoitWolf().fit(mu)
-        cov = lw.covariance_
         return {'type': 'kl_to_fitted', 'mu': 'mu', 'logvar': 'logvar',
-                'mean': lw.location_.tolist(), 'precision': np.linalg.inv(cov).tolist(),
-                'logdet': float(np.linalg.slogdet(cov)[1]),
-                'fitted_on': f'{len(mu)} ID training frames (Ledoit-Wolf)'}
+                **fit_gaussian_head('kl_to_fitted', mu)}
     if kind != 'features':
         raise ValueError(f'unknown score {kind!r} (one of {SCORES})')
-    lw = LedoitWolf().fit(features)
-    return {'type': 'mahalanobis', 'input': 'features', 'mean': lw.location_.tolist(),
-            'precision': lw.precision_.tolist(),
-            'fitted_on': f'{len(features)} ID training frames (Ledoit-Wolf)'}
+    return {'type': 'mahalanobis', 'input': 'features', **fit_gaussian_head('mahalanobis', features)}
 
 
 # -- measurement ------------------------------------------------------------------------------
