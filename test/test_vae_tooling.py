@@ -178,3 +178,8 @@ def test_refit_moves_the_statistics_to_the_new_place(tmp_path):
     kl = vae_bundle(tmp_path / 'kl', 'kl', enc, arch, vae_preprocessing(32), old_place[:20], 'x')
     with pytest.raises(ValueError, match='no fitted statistics'):
         refit(kl, tmp_path / 'out2', [fit], [cal], ids)
+    # --keep-head: any head; statistics untouched, calibration from the new place
+    refit(kl, tmp_path / 'out3', [], [cal], ids, keep_head=True)
+    b3 = load_bundle(tmp_path / 'out3')
+    assert b3.head == load_bundle(kl).head and b3.calibration_scores.size == 30
+    assert 'recalibrated' in b3.manifest['provenance']

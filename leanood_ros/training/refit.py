@@ -1,15 +1,17 @@
-"""`leanood refit`: refit a VAE bundle's fitted score head on new ID recordings, then recalibrate
-and retune it, without retraining the encoder.
+"""`leanood refit`: refit a bundle's ID statistics on new ID recordings, then recalibrate and
+retune it, without retraining anything.
 
     leanood refit --model vae_lean --dataset data/duckietown/bags --out runs/vae_lean_refit
     leanood refit --model vae_lean --fit my_bags/train/* --calib my_bags/calib/* \\
                   --id my_bags/val/* --out models/vae_lean_mysite
+    leanood refit --model earlin_lite0 --keep-head --dataset data/duckietown/bags --out OUT
 
 For a new place or new camera: the encoder stays, the ID statistics the score measures against,
 the calibration scores and the decision settings are all re-derived from the user's own ID
 recordings (never from OOD data).  Works for the fitted heads (`mahalanobis` on a graph output,
 `kl_to_fitted`); the graph runs through ONNX Runtime, so torch is not needed.  EARLIN bakes its
-statistics into the edge graph: refit it with `leanood earlin export`.
+statistics into the edge graph: refit it with `leanood earlin export`, or keep its statistics and
+only recalibrate and retune (`--keep-head`, any bundle).
 """
 from __future__ import annotations
 
@@ -45,7 +47,8 @@ def head_inputs(detector, images: np.ndarray, output: str, batch: int = 32) -> n
                            for i in range(0, len(images), batch)])
 
 
-def refit(src: Path, out: Path, fit_paths, calib_paths, id_paths, fit_stride: int = 3) -> dict:
+def refit(src: Path, out: Path, fit_paths, calib_paths, id_paths, fit_stride: int = 3,
+          keep_head: bool = False) -> dict:
     from ..bundle import load_bundle, write_bundle
     from ..detectors import build_detector
     from ..evaluation.frames import load_frames
@@ -53,7 +56,7 @@ def refit(src: Path, out: Path, fit_paths, calib_paths, id_paths, fit_stride: in
     from .export import calibrate, provenance
     bundle = load_bundle(src)
     kind = bundle.head['type']
-    if kind not in FITTED_HEADS:
+    if kind not in FITTED_HEADS and not keep_head:
         raise ValueError(f'{bundle.path}: head {kind!r} has no fitted statistics to refit'
                          + (' (EARLIN: use `leanood earlin export`)'
                             if bundle.family == 'earlin' else ''))
@@ -62,15 +65,18 @@ def refit(src: Path, out: Path, fit_paths, calib_paths, id_paths, fit_stride: in
         if out.exists():
             shutil.rmtree(out)
         shutil.copytree(bundle.path, out)
-    det = build_detector(bundle, threads=2)
-    fit = load_frames(fit_paths, bundle.preprocessing, stride=fit_stride)
-    x = head_inputs(det, fit.images, bundle.head['input'] if kind == 'mahalanobis' else 'mu')
     manifest = json.loads((out / 'bundle.json').read_text())
-    manifest['detector']['head'].update(fit_gaussian_head(kind, x))
     prov = dict(manifest.get('provenance', {}))
-    prov['refit'] = provenance(f'{len(fit_paths)} ID recordings ({len(x)} frames, stride '
-                               f'{fit_stride})', {'fit_recordings': [Path(p).name
-                                                                     for p in fit_paths]})
+    if keep_head:
+        prov['recalibrated'] = provenance('calibration and decision only; statistics kept')
+    else:
+        det = build_detector(bundle, threads=2)
+        fit = load_frames(fit_paths, bundle.preprocessing, stride=fit_stride)
+        x = head_inputs(det, fit.images, bundle.head['input'] if kind == 'mahalanobis' else 'mu')
+        manifest['detector']['head'].update(fit_gaussian_head(kind, x))
+        prov['refit'] = provenance(f'{len(fit_paths)} ID recordings ({len(x)} frames, stride '
+                                   f'{fit_stride})', {'fit_recordings': [Path(p).name
+                                                                         for p in fit_paths]})
     manifest['provenance'] = prov
     manifest['metrics'] = {}   # measured again for the refitted head, not inherited
     write_bundle(out, manifest)
@@ -89,6 +95,8 @@ def main(argv=None) -> int:
     ap.add_argument('--calib', nargs='*', default=[], help='held-out ID recordings (p-values)')
     ap.add_argument('--id', nargs='*', default=[], help='held-out ID sequences (decision tuning)')
     ap.add_argument('--fit-stride', type=int, default=3, help='use every k-th fit frame')
+    ap.add_argument('--keep-head', action='store_true',
+                    help='keep the statistics; only recalibrate and retune (needs no --fit)')
     a = ap.parse_args(argv)
     fit, calib, ids = list(a.fit), list(a.calib), list(a.id)
     if a.dataset:
@@ -96,10 +104,11 @@ def main(argv=None) -> int:
         fit = fit or sets['fit']
         calib = calib or sets['calib'] + [p for p in sets['id'] if 'newmap' in p.name]
         ids = ids or sets['id']
-    if not (fit and calib and ids):
+    if not ((fit or a.keep_head) and calib and ids):
         ap.error('need --fit, --calib and --id ID recordings (or --dataset)')
     from ..bundle import resolve_bundle_path
-    decision = refit(resolve_bundle_path(a.model), a.out, fit, calib, ids, a.fit_stride)
+    decision = refit(resolve_bundle_path(a.model), a.out, fit, calib, ids, a.fit_stride,
+                     a.keep_head)
     print(json.dumps({'bundle': str(a.out), 'decision': decision}, indent=1))
     return 0
 
