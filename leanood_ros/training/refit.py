@@ -78,7 +78,8 @@ def refit(src: Path, out: Path, fit_paths, calib_paths, id_paths, fit_stride: in
                                    f'{fit_stride})', {'fit_recordings': [Path(p).name
                                                                          for p in fit_paths]})
     manifest['provenance'] = prov
-    manifest['metrics'] = {}   # measured again for the refitted head, not inherited
+    if not keep_head:
+        manifest['metrics'] = {}   # measured again for the refitted head, not inherited
     write_bundle(out, manifest)
     cal = load_frames(calib_paths, bundle.preprocessing)
     calibrate(out, cal.images, ', '.join(Path(p).name for p in calib_paths))
