@@ -116,6 +116,14 @@ def test_int8_keeps_the_score_inputs_in_float(tmp_path):
     assert all(producer.get(i) is None or producer[i].op_type != 'DequantizeLinear'
                for i in first_conv.input[:2])
     assert sum(n.op_type == 'DequantizeLinear' for n in g.node) > 0   # the rest is quantized
+    # and the statistics the score reads are exactly the float graph's (no shared Q/DQ pair)
+    import onnxruntime as ort
+    x = vae_preprocessing(32).normalize(frames(8, seed=3))
+    run = lambda p: ort.InferenceSession(str(p), providers=['CPUExecutionProvider']).run(
+        ['features', 'mu'], {'image': x})
+    (f32, mu32), (f8, mu8) = run(src), run(q)
+    np.testing.assert_allclose(f8, f32, rtol=1e-5, atol=1e-6)   # float rounding only
+    assert not np.array_equal(mu8, mu32)                            # mu went through int8
 
 
 @pytest.mark.parametrize('precision', ['int8', 'fp16'])

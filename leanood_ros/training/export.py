@@ -161,7 +161,39 @@ def quantize_int8(src: Path, dst: Path, calib_images: np.ndarray, pre: Preproces
                     nodes_to_exclude=list(exclude_nodes),
                     extra_options={'ActivationSymmetric': False, 'WeightSymmetric': True})
     prep.unlink(missing_ok=True)
+    if exclude_nodes:
+        _bypass_qdq(Path(dst), set(exclude_nodes))
     return Path(dst)
+
+
+def _bypass_qdq(path: Path, float_nodes: set) -> None:
+    """Feed the float nodes the float tensors again.  A tensor that a quantized node also reads
+    gets one Q/DQ pair that every consumer shares; rewire the float consumers around it (and drop
+    pairs nothing reads any more), so the score's inputs are exactly the fp32 graph's."""
+    import onnx
+    model = onnx.load(str(path))
+    g = model.graph
+    producer = {o: n for n in g.node for o in n.output}
+    for n in g.node:
+        if n.name not in float_nodes:
+            continue
+        for i, t in enumerate(n.input):
+            dq = producer.get(t)
+            q = producer.get(dq.input[0]) if dq is not None and dq.op_type == 'DequantizeLinear' \
+                else None
+            if q is not None and q.op_type == 'QuantizeLinear':
+                n.input[i] = q.input[0]
+    used = {t for n in g.node for t in n.input} | {o.name for o in g.output}
+    dead = [n for n in g.node if n.op_type in ('QuantizeLinear', 'DequantizeLinear')
+            and not any(o in used for o in n.output)]
+    while dead:
+        for n in dead:
+            g.node.remove(n)
+        used = {t for n in g.node for t in n.input} | {o.name for o in g.output}
+        dead = [n for n in g.node if n.op_type in ('QuantizeLinear', 'DequantizeLinear')
+                and not any(o in used for o in n.output)]
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
 
 
 def convert_fp16(src: Path, dst: Path) -> Path:
