@@ -3,7 +3,7 @@
 # simulator venv (.venv-sim), then write the labelled rosbag2 recordings, the shifted test and
 # validation sequences and the index with the main venv (.venv):
 #
-#   tools/duckietown/generate.sh        # ~6 min rendering + ~5 min writing, 1.4 GB PNG + 0.8 GB bags
+#   tools/duckietown/generate.sh        # ~30 min rendering + ~6 min writing (2 cores): 5.6 GB PNG + 1.5 GB bags
 #
 # Resumable: finished sequences and recordings are skipped.
 set -euo pipefail
