@@ -58,13 +58,35 @@ def test_scorers_rank_far_points_higher(distance):
     assert far.min() > np.median(near)
 
 
-def test_exported_mahalanobis_matches_numpy():
+@pytest.mark.parametrize('distance,k', [('mahalanobis', None), ('wknn', 1), ('wknn', 3)])
+def test_exported_score_matches_numpy(distance, k, tmp_path):
     rng = np.random.default_rng(2)
-    sc = earlin.FeatureScorer().fit(rng.normal(size=(300, 6)) @ rng.normal(size=(6, 6)))
+    sc = earlin.FeatureScorer(distance, k).fit(rng.normal(size=(300, 6)) @ rng.normal(size=(6, 6)))
     f = rng.normal(size=(20, 6))
     with torch.inference_mode():
         got = sc.torch_module()(torch.tensor(f, dtype=torch.float32)).numpy()
     np.testing.assert_allclose(got, sc.predict(f), rtol=1e-3, atol=1e-3)
+    # and through ONNX Runtime, as the edge graph runs it on the robot
+    import onnxruntime as ort
+    torch.onnx.export(sc.torch_module(), (torch.zeros(1, 6),), str(tmp_path / 's.onnx'),
+                      input_names=['f'], output_names=['score'], opset_version=17, dynamo=False,
+                      dynamic_axes={'f': {0: 'n'}, 'score': {0: 'n'}})
+    ort_got = ort.InferenceSession(str(tmp_path / 's.onnx')).run(
+        None, {'f': f.astype(np.float32)})[0]
+    np.testing.assert_allclose(ort_got, sc.predict(f), rtol=1e-3, atol=1e-3)
+
+
+def test_whitened_knn_is_local():
+    """A rare ID mode that is in the training set scores low with wknn, high with Mahalanobis."""
+    rng = np.random.default_rng(4)
+    common = rng.normal(size=(990, 4))
+    rare = rng.normal(8.0, 0.1, size=(10, 4))         # 1 % of the ID frames, far from the mean
+    fit = np.concatenate([common, rare])
+    probe_rare, probe_new = rng.normal(8.0, 0.1, size=(5, 4)), rng.normal(-8.0, 0.1, size=(5, 4))
+    wknn, maha = earlin.FeatureScorer('wknn').fit(fit), earlin.FeatureScorer().fit(fit)
+    typical = np.quantile(wknn.predict(rng.normal(size=(200, 4))), 0.99)
+    assert wknn.predict(probe_rare).max() < typical < wknn.predict(probe_new).min()
+    assert maha.predict(probe_rare).min() > np.quantile(maha.predict(common), 0.99)
 
 
 @pytest.mark.skipif(not (SHIPPED / 'bundle.json').is_file(), reason='earlin_lite0 not built')

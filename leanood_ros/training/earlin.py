@@ -6,7 +6,9 @@
 A pretrained CNN (EfficientNet-Lite0, ImageNet weights from PyPI; or any `module:factory` that
 returns the model's stages) is cut after a shallow stage.  The activation there is reduced to
 per-channel statistics (global mean and standard deviation) and scored by a distance to the ID
-statistics (Ledoit-Wolf Mahalanobis by default; k-NN and k-means centroids for comparison).
+training features: `wknn` (nearest ID training vector after Ledoit-Wolf whitening, the default the
+layer study chose), `mahalanobis` (to the ID mean), and plain k-NN / k-means centroids for
+comparison.
 Everything is fitted on in-distribution frames only: the fit API takes ID frames and nothing else.
 The study measures, per candidate split, AUROC on validation shifts against the edge part's share
 of the model's MACs; `export` writes two ONNX graphs - the edge graph (image -> score, split
@@ -28,7 +30,11 @@ from ..preprocess import Preprocessing
 
 # EfficientNet-Lite normalises with (x - 127) / 128
 LITE_PRE = dict(mean=(127 / 255,) * 3, std=(128 / 255,) * 3, color_order='rgb')
-DISTANCES = ('mahalanobis', 'knn', 'kmeans')
+DISTANCES = ('mahalanobis', 'wknn', 'knn', 'kmeans')
+# Whitened k-NN is local: a view that is rare but present in the ID training frames (a parked
+# vehicle passed close up) lies next to its training twin although it is far from the ID mean.
+EXPORTABLE = ('mahalanobis', 'wknn')
+DEFAULT_K = {'wknn': 1, 'knn': 5}
 REDUCTIONS = ('mean', 'meanstd')
 
 
@@ -119,18 +125,24 @@ def reduce(act: torch.Tensor, reduction: str = 'meanstd') -> torch.Tensor:
 class FeatureScorer:
     """fit(ID features) / predict(features), higher = more OOD (pytorch-ood's Detector API)."""
 
-    def __init__(self, distance: str = 'mahalanobis', k: int = 5, centroids: int = 16):
+    def __init__(self, distance: str = 'mahalanobis', k: int | None = None,
+                 centroids: int = 16):
         if distance not in DISTANCES:
             raise ValueError(f'distance must be one of {DISTANCES}')
-        self.distance, self.k, self.centroids = distance, k, centroids
+        self.distance, self.centroids = distance, centroids
+        self.k = k or DEFAULT_K.get(distance, 1)
 
     def fit(self, id_features: np.ndarray) -> 'FeatureScorer':
         """Only ID features: there is deliberately no argument for labels or OOD data."""
         from sklearn.covariance import LedoitWolf
         f = np.asarray(id_features, np.float64)
-        if self.distance == 'mahalanobis':
+        if self.distance in EXPORTABLE:
             lw = LedoitWolf().fit(f)
             self.mean, self.precision = lw.location_, lw.precision_
+            # precision = L L^T, so |(f - mean) L|^2 is the squared Mahalanobis distance
+            self.chol = np.linalg.cholesky(self.precision)
+            if self.distance == 'wknn':
+                self.bank = self.whiten(f)
         else:
             self.mu, self.sd = f.mean(0), f.std(0) + 1e-6
             z = (f - self.mu) / self.sd
@@ -141,36 +153,61 @@ class FeatureScorer:
                 self.bank = KMeans(self.centroids, n_init=4, random_state=0).fit(z).cluster_centers_
         return self
 
+    def whiten(self, features: np.ndarray) -> np.ndarray:
+        return (np.asarray(features, np.float64) - self.mean) @ self.chol
+
     def predict(self, features: np.ndarray) -> np.ndarray:
         f = np.asarray(features, np.float64)
         if self.distance == 'mahalanobis':
-            d = f - self.mean
-            return np.einsum('ij,jk,ik->i', d, self.precision, d)
-        z = (f - self.mu) / self.sd
-        # squared distances via |a|^2 + |b|^2 - 2ab (no N x M x D temporary)
-        d2 = np.maximum((z * z).sum(1)[:, None] + (self.bank ** 2).sum(1)[None]
-                        - 2.0 * z @ self.bank.T, 0.0)
-        if self.distance == 'knn':
-            return np.sort(d2, axis=1)[:, :self.k].mean(1)
-        return d2.min(1)
+            return (self.whiten(f) ** 2).sum(1)
+        z = self.whiten(f) if self.distance == 'wknn' else (f - self.mu) / self.sd
+        bank_sq = (self.bank ** 2).sum(1)
+        out = []
+        for i in range(0, len(z), 1024):   # bounded N x M temporaries
+            c = z[i:i + 1024]
+            # squared distances via |a|^2 + |b|^2 - 2ab (no N x M x D temporary)
+            d2 = np.maximum((c * c).sum(1)[:, None] + bank_sq[None] - 2.0 * c @ self.bank.T, 0.0)
+            out.append(d2.min(1) if self.distance == 'kmeans' or self.k == 1 else
+                       np.partition(d2, self.k - 1, axis=1)[:, :self.k].mean(1))
+        return np.concatenate(out) if out else np.zeros(0)
 
     def torch_module(self) -> nn.Module:
         """The fitted score as a torch module (exported into the edge graph)."""
-        if self.distance != 'mahalanobis':
-            raise NotImplementedError('export supports the Mahalanobis distance')
-        return _MahalanobisScore(self.mean, self.precision)
+        if self.distance not in EXPORTABLE:
+            raise NotImplementedError(f'export supports the distances {EXPORTABLE}')
+        if self.distance == 'mahalanobis':
+            return _MahalanobisScore(self.mean, self.chol)
+        return _WhitenedKnnScore(self.mean, self.chol, self.bank, self.k)
 
 
 class _MahalanobisScore(nn.Module):
-    def __init__(self, mean, precision):
+    def __init__(self, mean, chol):
         super().__init__()
-        # precision = L L^T  ->  d^T P d = |L^T d|^2
-        chol = np.linalg.cholesky(precision)
         self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32))
         self.register_buffer('chol', torch.tensor(chol, dtype=torch.float32))
 
     def forward(self, f):
         return ((f - self.mean) @ self.chol).square().sum(dim=1)
+
+
+class _WhitenedKnnScore(_MahalanobisScore):
+    """Mean squared distance to the k nearest whitened ID training vectors (the bank travels
+    inside the edge graph: N x D float32)."""
+
+    def __init__(self, mean, chol, bank, k: int):
+        super().__init__(mean, chol)
+        self.k = int(k)
+        self.register_buffer('bank_t', torch.tensor(np.ascontiguousarray(bank.T),
+                                                    dtype=torch.float32))
+        self.register_buffer('bank_sq', torch.tensor((bank ** 2).sum(1), dtype=torch.float32))
+
+    def forward(self, f):
+        z = (f - self.mean) @ self.chol
+        d2 = (z.square().sum(dim=1, keepdim=True) + self.bank_sq - 2.0 * (z @ self.bank_t))
+        d2 = d2.clamp(min=0.0)
+        if self.k == 1:
+            return d2.min(dim=1).values
+        return d2.topk(self.k, dim=1, largest=False).values.mean(dim=1)
 
 
 class EdgeGraph(nn.Module):
@@ -229,6 +266,18 @@ def stage_macs(model: SplitModel, tmpdir: Path) -> dict:
     return out
 
 
+def split_shapes(model: SplitModel) -> dict:
+    """Shape of the tensor each split would forward to the cloud (batch 1)."""
+    with torch.inference_mode():
+        acts = model.activations(torch.zeros(1, 3, model.input_size, model.input_size),
+                                 model.names[-2])
+    return {name: list(a.shape) for name, a in acts.items()}
+
+
+# The issue's quality target for a split (validation, per frame).
+TARGET = {'mean_auroc': 0.998, 'mean_fpr95': 0.005}
+
+
 def _sets(dataset: Path, split: str):
     from ..evaluation.evaluate import resolve_dataset
     return resolve_dataset(dataset, split)
@@ -276,12 +325,12 @@ def study(dataset: Path, out: Path, backbone: str = 'efficientnet-lite0', weight
                              'per_shift': {s: round(m['auroc'], 5) for s, m in per.items()}})
         # every stage up to the split, tapped at no extra convolution cost
         taps = model.names[:model.names.index(name) + 1]
-        if len(taps) > 1:
+        for dist in (EXPORTABLE if len(taps) > 1 else ()):
             cat = lambda f: np.concatenate([f[(t, 'meanstd')] for t in taps], axis=1)  # noqa
-            sc = FeatureScorer('mahalanobis').fit(cat(f_fit))
+            sc = FeatureScorer(dist).fit(cat(f_fit))
             s_id, s_ood = sc.predict(cat(f_id)), sc.predict(cat(f_ood))
             per = {s: frame_metrics(s_id, s_ood[labels == s]) for s in shifts}
-            rows.append({'split': name, 'reduction': 'meanstd', 'distance': 'mahalanobis',
+            rows.append({'split': name, 'reduction': 'meanstd', 'distance': dist,
                          'taps': taps, 'edge_macs': cum, 'edge_share': cum / total,
                          'dims': int(cat(f_fit).shape[1]),
                          'mean_auroc': float(np.mean([m['auroc'] for m in per.values()])),
@@ -290,7 +339,8 @@ def study(dataset: Path, out: Path, backbone: str = 'efficientnet-lite0', weight
                          'per_shift': {s: round(m['auroc'], 5) for s, m in per.items()}})
     result = {'backbone': backbone, 'interpolation': interpolation, 'total_macs': total,
               'stage_macs': macs, 'fit_frames': len(fit), 'val_id_frames': len(id_val),
-              'val_ood_frames': len(ood_val), 'rows': rows}
+              'val_ood_frames': len(ood_val), 'forward_shapes': split_shapes(model),
+              'rows': rows}
     (out / 'study.json').write_text(json.dumps(result, indent=1))
     write_study_report(result, out)
     return result
@@ -306,18 +356,34 @@ def write_study_report(result: dict, out: Path) -> None:
              f"{result['val_id_frames']} ID and {result['val_ood_frames']} shifted validation "
              f"frames (resize: {result['interpolation']}).  Full model: "
              f"{result['total_macs'] / 1e6:.0f} M MACs.", '',
-             '| split | edge MACs (share) | stages tapped | reduction | distance | dims | mean AUROC '
-             '| min AUROC | mean FPR95 |', '|---|---|---|---|---|---|---|---|---|']
+             '| split | edge MACs (share) | forwarded (fp16) | stages tapped | reduction | distance '
+             '| dims | mean AUROC | min AUROC | mean FPR95 |',
+             '|---|---|---|---|---|---|---|---|---|---|']
+    shapes = result.get('forward_shapes', {})
+    kb = {k: 2 * int(np.prod(v)) / 1000 for k, v in shapes.items()}
     for r in rows:
+        fwd = f"{kb[r['split']]:.0f} kB" if r['split'] in kb else '-'
         lines.append(f"| {r['split']} | {r['edge_macs'] / 1e6:.1f} M ({100 * r['edge_share']:.1f} %)"
-                     f" | {'+'.join(r['taps'])} | {r['reduction']} | {r['distance']} | {r['dims']}"
+                     f" | {fwd} | {'+'.join(r['taps'])} | {r['reduction']} | {r['distance']} | {r['dims']}"
                      f" | {r['mean_auroc']:.4f}"
                      f" | {r['min_auroc']:.4f} | {r['mean_fpr95']:.4f} |")
+    ok = [r for r in rows if r['mean_auroc'] >= TARGET['mean_auroc']
+          and r['mean_fpr95'] <= TARGET['mean_fpr95']]
+    lines += ['', f"Splits meeting the target (mean AUROC >= {TARGET['mean_auroc']}, mean FPR95 <= "
+                  f"{TARGET['mean_fpr95']}), shallowest first, with their best row:", '']
+    for name in dict.fromkeys(r['split'] for r in ok):
+        best = max((r for r in ok if r['split'] == name), key=lambda r: r['mean_auroc'])
+        lines.append(f"- {name}: {100 * best['edge_share']:.1f} % of the MACs, forwards "
+                     f"{kb.get(name, float('nan')):.0f} kB; {'+'.join(best['taps'])} "
+                     f"{best['reduction']} + {best['distance']}: mean AUROC "
+                     f"{best['mean_auroc']:.4f}, FPR95 {best['mean_fpr95']:.4f}")
     (out / 'study.md').write_text('\n'.join(lines) + '\n')
     fig, ax = plt.subplots(figsize=(6, 4))
     for (red, dist, cum), style in {('meanstd', 'mahalanobis', True): 'o-',
                                     ('meanstd', 'mahalanobis', False): 'o--',
                                     ('mean', 'mahalanobis', False): 's--',
+                                    ('meanstd', 'wknn', True): 'D-',
+                                    ('meanstd', 'wknn', False): 'D--',
                                     ('meanstd', 'knn', False): '^:',
                                     ('meanstd', 'kmeans', False): 'v:'}.items():
         pts = [(r['edge_share'] * 100, r['mean_auroc']) for r in rows
@@ -341,7 +407,7 @@ def write_study_report(result: dict, out: Path) -> None:
 def export(dataset: Path, out: Path, split: str = 'stage1', reduction: str = 'meanstd',
            backbone: str = 'efficientnet-lite0', weights=None, interpolation: str = 'linear',
            fit_stride: int = 2, name: str | None = None, study_result: dict | None = None,
-           taps=('stem', 'stage1')) -> Path:
+           taps=('stem', 'stage1'), distance: str = 'wknn') -> Path:
     from ..bundle import write_bundle
     from ..evaluation.frames import load_frames
     from ..evaluation.graph_stats import graph_macs
@@ -354,7 +420,7 @@ def export(dataset: Path, out: Path, split: str = 'stage1', reduction: str = 'me
     fit = id_only(load_frames(sets['fit'], pre, stride=fit_stride))
     taps = [t for t in taps if t in model.names[:model.names.index(split) + 1]] or [split]
     feats = extract(model, fit.images, pre, split, reductions=(reduction,))
-    scorer = FeatureScorer('mahalanobis').fit(
+    scorer = FeatureScorer(distance).fit(
         np.concatenate([feats[(t, reduction)] for t in taps], axis=1))
     out.mkdir(parents=True, exist_ok=True)
     n = model.names.index(split) + 1
@@ -374,17 +440,21 @@ def export(dataset: Path, out: Path, split: str = 'stage1', reduction: str = 'me
     (out / 'full.tmp.onnx').unlink()
     edge_macs, cloud_macs = graph_macs(out / 'edge.onnx'), graph_macs(out / 'cloud.onnx')
     shape = list(act.shape)
+    what = {'mahalanobis': 'squared Mahalanobis distance (Ledoit-Wolf) of the per-channel '
+                           f'{reduction} of the {"+".join(taps)} activations to their ID mean',
+            'wknn': f'squared distance of the Ledoit-Wolf-whitened per-channel {reduction} of the '
+                    f'{"+".join(taps)} activations to the nearest of {len(fit)} ID training '
+                    f'vectors'}[distance]
     manifest = {
         'name': name or out.name,
         'description': f'EARLIN on {backbone} (ImageNet weights), split after {split}: per-channel '
-                       f'{reduction} statistics of the {"+".join(taps)} activations, Ledoit-Wolf '
-                       f'Mahalanobis '
-                       f'distance to ID training frames.  The edge graph scores the frame and '
+                       f'{reduction} statistics of the {"+".join(taps)} activations, scored by '
+                       f'{distance}: the {what}.  The edge graph scores the frame and '
                        f'returns the split tensor; the cloud graph finishes the classification.',
         'detector': {'family': 'earlin', 'head': {'type': 'graph_output', 'output': 'score'},
-                     'score': f'squared Mahalanobis distance of the per-channel {reduction} of the '
-                              f'{"+".join(taps)} activations to ID statistics (in the edge graph)',
+                     'score': f'{what} (computed in the edge graph)',
                      'split': split, 'taps': list(taps), 'reduction': reduction,
+                     'distance': distance, 'k': scorer.k,
                      'backbone': backbone},
         'graphs': {'detector': {'file': 'edge.onnx', 'input': 'image',
                                 'outputs': ['score', 'split']},
@@ -428,6 +498,8 @@ def main(argv=None) -> int:
             p.add_argument('--taps', default='stem,stage1',
                            help='stages whose statistics are scored (up to the split)')
             p.add_argument('--reduction', default='meanstd', choices=REDUCTIONS)
+            p.add_argument('--distance', default='wknn', choices=EXPORTABLE,
+                           help='score in the edge graph (wknn: chosen by the layer study)')
             p.add_argument('--study', type=Path, help='study.json to record in the bundle')
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
@@ -439,7 +511,8 @@ def main(argv=None) -> int:
     out = export(a.dataset, a.out, a.split_at, a.reduction, a.backbone, a.weights,
                  a.interpolation, a.fit_stride, study_result=sr and {
                      k: sr[k] for k in ('backbone', 'interpolation', 'total_macs', 'stage_macs',
-                                        'rows')}, taps=tuple(a.taps.split(',')))
+                                        'rows')}, taps=tuple(a.taps.split(',')),
+                 distance=a.distance)
     print(f'bundle written to {out}')
     return 0
 
