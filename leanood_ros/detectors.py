@@ -115,6 +115,12 @@ class Detector:
     def predict(self, images) -> np.ndarray:
         return np.array([self.score(im) for im in images], dtype=np.float64)
 
+    def warm_up(self, runs: int = 2) -> float:
+        """Run the model on blank frames before the first camera frame arrives (the first
+        ONNX Runtime run allocates its memory and is many times slower than the next ones, long
+        enough to make the node skip the frames behind it).  Returns the first run's ms."""
+        return 0.0
+
 
 class BundleDetector(Detector):
     def __init__(self, bundle: ModelBundle, backend=None):
@@ -150,6 +156,17 @@ class BundleDetector(Detector):
         if not np.isfinite(score):
             raise FloatingPointError(f'detector {self.name} produced a non-finite score')
         return Inference(score, outputs, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+
+    def warm_up(self, runs: int = 2) -> float:
+        p = self.preprocessing
+        blank = np.zeros((1, p.height, p.width, 3), np.uint8)
+        first = 0.0
+        for i in range(runs):
+            t0 = time.perf_counter()
+            self.head(self._outputs(blank))
+            if i == 0:
+                first = (time.perf_counter() - t0) * 1e3
+        return first
 
     def outputs_resized(self, batch_hwc: np.ndarray) -> dict:
         """Raw graph outputs for frames already resized (to fit a head's statistics)."""

@@ -32,6 +32,15 @@ def test_tiny_bundle_loads_and_scores(tiny_bundle):
     assert np.isfinite(s) and s >= 0
 
 
+@pytest.mark.parametrize('model', ['vae_lean', 'earlin_lite0'])
+def test_warm_up_runs_the_model_and_leaves_scores_unchanged(model):
+    det = build_detector(load_bundle(model))
+    frame = from_array(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    cold = det.score(frame)
+    assert det.warm_up() > 0.0
+    assert det.score(frame) == pytest.approx(cold, rel=1e-6)
+
+
 def test_variant_names_resolve_under_models_dir(tiny_bundle):
     assert load_bundle('tiny', models_dir=tiny_bundle.parent).name == 'tiny_test_vae'
     assert resolve_bundle_path('vae_lean', tiny_bundle.parent) == tiny_bundle.parent / 'vae_lean'

@@ -74,11 +74,14 @@ def test_only_in_distribution_frames_are_forwarded_and_predictions_come_back(dom
                 if 'frames_withheld' in kv:
                     return kv
             return {}
-        assert lis.wait_for(lambda: int(edge_diag().get('frames_forwarded', -1))
-                            == len(forwarded), 5)
+        def accounted():   # every judged frame is counted as forwarded or withheld
+            d = edge_diag()
+            fwd, held = int(d.get('frames_forwarded', -1)), int(d.get('frames_withheld', -1))
+            return fwd == len(forwarded) and fwd + held == len(judged)
+        assert lis.wait_for(accounted, 5), (edge_diag(), len(forwarded), len(judged))
         d = edge_diag()
-        n_rain = sum(v == 'rain' for v in labels.values())
-        assert int(d['frames_withheld']) >= n_rain
+        assert len(judged) >= 0.9 * len(labels)                      # (a few may be skipped)
+        assert int(d['frames_withheld']) >= sum(labels[s] == 'rain' for s in judged)
         assert int(d['bytes_saved']) == int(d['frames_withheld']) * len(feat.data)
     finally:
         lis.close()

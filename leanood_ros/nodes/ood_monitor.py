@@ -72,6 +72,7 @@ class OodMonitorNode(Node):
                                   values['require_gpu'])
         if detector.fell_back:
             self.get_logger().warning(f'device=gpu requested but running on {detector.provider}')
+        warm_ms = detector.warm_up()
         decision = DecisionEngine(bundle.calibration_scores)
         problems = params.check_all(values, decision.pvalues.min_alpha)
         if problems:
@@ -117,7 +118,8 @@ class OodMonitorNode(Node):
         self._publish_safe(False)  # unsafe until the first frame has been judged
         self.get_logger().info(
             f"judging {self.sub.topic_name} with '{bundle.name}' ({bundle.family}) on "
-            f'{detector.provider}; fusion={values["fusion"]}, alpha={values["alpha"]}')
+            f'{detector.provider}; fusion={values["fusion"]}, alpha={values["alpha"]}; '
+            f'warm-up inference {warm_ms:.1f} ms')
 
     # -- parameters ---------------------------------------------------------------------------
     def _declare(self, spec, default=None):
