@@ -81,7 +81,7 @@ def run(model: str, recording: str, device: str = 'cpu', rate: float = 0.0,
     monitor = _node('leanood_ros.nodes.ood_monitor', {'model': model, 'device': device}, env, log)
     # start the camera once the monitor is up and this listener hears it (no verdict is missed)
     deadline = time.monotonic() + 60
-    while not ready.wait(0.1):
+    while not (ready.wait(0.1) and node.count_publishers('ood/status') >= 1):
         if monitor.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f'ood_monitor did not start; see {log_path}')
     replay_params = {'recording': recording, 'wait_for_subscribers': 2, 'rate': float(rate)}
