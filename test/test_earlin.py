@@ -111,3 +111,16 @@ def test_shipped_bundle_split_equals_the_full_pretrained_model():
     f = b.manifest['flops']
     assert f['edge_macs'] + f['cloud_macs'] == pytest.approx(f['full_macs'], rel=0.01)
     assert f['edge_share'] <= 0.25
+
+
+def test_study_cell_scores_each_shift_against_the_same_id_frames():
+    rng = np.random.default_rng(5)
+    fit, id_val = rng.normal(size=(400, 5)), rng.normal(size=(100, 5))
+    ood = np.concatenate([rng.normal(6.0, 1.0, size=(50, 5)),       # easy shift
+                          rng.normal(0.0, 1.0, size=(50, 5))])      # indistinguishable
+    labels = np.array(['fog'] * 50 + ['blur'] * 50)
+    cell = earlin.study_scores('wknn', fit, id_val, ood, labels)
+    assert cell['dims'] == 5 and set(cell['per_shift']) == {'fog', 'blur'}
+    assert cell['per_shift']['fog'] == 1.0 and cell['per_shift']['blur'] < 0.7
+    assert cell['min_auroc'] == pytest.approx(cell['per_shift']['blur'], abs=1e-5)
+    assert cell['mean_auroc'] == pytest.approx((1.0 + cell['min_auroc']) / 2, abs=1e-5)

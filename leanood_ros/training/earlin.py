@@ -138,9 +138,8 @@ class FeatureScorer:
         f = np.asarray(id_features, np.float64)
         if self.distance in EXPORTABLE:
             lw = LedoitWolf().fit(f)
-            self.mean, self.precision = lw.location_, lw.precision_
             # precision = L L^T, so |(f - mean) L|^2 is the squared Mahalanobis distance
-            self.chol = np.linalg.cholesky(self.precision)
+            self.mean, self.chol = lw.location_, np.linalg.cholesky(lw.precision_)
             if self.distance == 'wknn':
                 self.bank = self.whiten(f)
         else:
@@ -186,8 +185,11 @@ class _MahalanobisScore(nn.Module):
         self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32))
         self.register_buffer('chol', torch.tensor(chol, dtype=torch.float32))
 
+    def whiten(self, f):
+        return (f - self.mean) @ self.chol
+
     def forward(self, f):
-        return ((f - self.mean) @ self.chol).square().sum(dim=1)
+        return self.whiten(f).square().sum(dim=1)
 
 
 class _WhitenedKnnScore(_MahalanobisScore):
@@ -202,7 +204,7 @@ class _WhitenedKnnScore(_MahalanobisScore):
         self.register_buffer('bank_sq', torch.tensor((bank ** 2).sum(1), dtype=torch.float32))
 
     def forward(self, f):
-        z = (f - self.mean) @ self.chol
+        z = self.whiten(f)
         d2 = (z.square().sum(dim=1, keepdim=True) + self.bank_sq - 2.0 * (z @ self.bank_t))
         d2 = d2.clamp(min=0.0)
         if self.k == 1:
@@ -278,6 +280,19 @@ def split_shapes(model: SplitModel) -> dict:
 TARGET = {'mean_auroc': 0.998, 'mean_fpr95': 0.005}
 
 
+def study_scores(distance: str, fit, id_val, ood_val, ood_labels) -> dict:
+    """One study cell: fit a scorer on ID features, AUROC/FPR95 per validation shift."""
+    from ..evaluation.metrics import frame_metrics
+    sc = FeatureScorer(distance).fit(fit)
+    s_id, s_ood = sc.predict(id_val), sc.predict(ood_val)
+    per = {s: frame_metrics(s_id, s_ood[ood_labels == s]) for s in sorted(set(ood_labels))}
+    return {'dims': int(fit.shape[1]),
+            'mean_auroc': float(np.mean([m['auroc'] for m in per.values()])),
+            'min_auroc': float(np.min([m['auroc'] for m in per.values()])),
+            'mean_fpr95': float(np.mean([m['fpr95'] for m in per.values()])),
+            'per_shift': {s: round(m['auroc'], 5) for s, m in per.items()}}
+
+
 def _sets(dataset: Path, split: str):
     from ..evaluation.evaluate import resolve_dataset
     return resolve_dataset(dataset, split)
@@ -287,7 +302,6 @@ def study(dataset: Path, out: Path, backbone: str = 'efficientnet-lite0', weight
           interpolation: str = 'linear', fit_stride: int = 2, eval_stride: int = 1) -> dict:
     """Layer study on the validation split: AUROC per split point, reduction and distance."""
     from ..evaluation.frames import load_frames
-    from ..evaluation.metrics import frame_metrics
     out.mkdir(parents=True, exist_ok=True)
     stages, size = load_backbone(backbone, weights)
     model = SplitModel(stages, size)
@@ -303,7 +317,6 @@ def study(dataset: Path, out: Path, backbone: str = 'efficientnet-lite0', weight
     f_ood = extract(model, ood_val.images, pre, upto)
     macs = stage_macs(model, out)
     total = sum(macs.values())
-    shifts = sorted(set(ood_val.labels))
     labels = np.array(ood_val.labels)
     rows = []
     cum = 0
@@ -313,30 +326,17 @@ def study(dataset: Path, out: Path, backbone: str = 'efficientnet-lite0', weight
             for dist in DISTANCES:
                 if dist != 'mahalanobis' and r != 'meanstd':
                     continue
-                sc = FeatureScorer(dist).fit(f_fit[(name, r)])
-                s_id, s_ood = sc.predict(f_id[(name, r)]), sc.predict(f_ood[(name, r)])
-                per = {s: frame_metrics(s_id, s_ood[labels == s]) for s in shifts}
+                key = (name, r)
                 rows.append({'split': name, 'reduction': r, 'distance': dist, 'taps': [name],
                              'edge_macs': cum, 'edge_share': cum / total,
-                             'dims': int(f_fit[(name, r)].shape[1]),
-                             'mean_auroc': float(np.mean([m['auroc'] for m in per.values()])),
-                             'min_auroc': float(np.min([m['auroc'] for m in per.values()])),
-                             'mean_fpr95': float(np.mean([m['fpr95'] for m in per.values()])),
-                             'per_shift': {s: round(m['auroc'], 5) for s, m in per.items()}})
+                             **study_scores(dist, f_fit[key], f_id[key], f_ood[key], labels)})
         # every stage up to the split, tapped at no extra convolution cost
         taps = model.names[:model.names.index(name) + 1]
         for dist in (EXPORTABLE if len(taps) > 1 else ()):
             cat = lambda f: np.concatenate([f[(t, 'meanstd')] for t in taps], axis=1)  # noqa
-            sc = FeatureScorer(dist).fit(cat(f_fit))
-            s_id, s_ood = sc.predict(cat(f_id)), sc.predict(cat(f_ood))
-            per = {s: frame_metrics(s_id, s_ood[labels == s]) for s in shifts}
             rows.append({'split': name, 'reduction': 'meanstd', 'distance': dist,
                          'taps': taps, 'edge_macs': cum, 'edge_share': cum / total,
-                         'dims': int(cat(f_fit).shape[1]),
-                         'mean_auroc': float(np.mean([m['auroc'] for m in per.values()])),
-                         'min_auroc': float(np.min([m['auroc'] for m in per.values()])),
-                         'mean_fpr95': float(np.mean([m['fpr95'] for m in per.values()])),
-                         'per_shift': {s: round(m['auroc'], 5) for s, m in per.items()}})
+                         **study_scores(dist, cat(f_fit), cat(f_id), cat(f_ood), labels)})
     result = {'backbone': backbone, 'interpolation': interpolation, 'total_macs': total,
               'stage_macs': macs, 'fit_frames': len(fit), 'val_id_frames': len(id_val),
               'val_ood_frames': len(ood_val), 'forward_shapes': split_shapes(model),
