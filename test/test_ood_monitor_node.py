@@ -1,4 +1,5 @@
 """Integration: a camera process -> the ood_monitor process -> this test's subscriber, over DDS."""
+import json
 import shutil
 import signal
 import time
@@ -179,7 +180,8 @@ def test_bad_parameter_set_is_rejected_and_old_value_kept(tiny_bundle, domain_id
         assert mon.stop() == 0
 
 
-@pytest.mark.parametrize('damage', ['missing', 'tampered', 'bad_manifest', 'bad_param'])
+@pytest.mark.parametrize('damage', ['missing', 'tampered', 'bad_manifest', 'bad_param',
+                                    'cannot_run'])
 def test_node_refuses_to_run_blind(tiny_bundle, domain_id, tmp_path, damage):
     bundle = tmp_path / 'bundle'
     shutil.copytree(tiny_bundle, bundle)
@@ -195,6 +197,11 @@ def test_node_refuses_to_run_blind(tiny_bundle, domain_id, tmp_path, damage):
     elif damage == 'bad_manifest':
         (bundle / 'bundle.json').write_text('{"format": "leanood_bundle", ')
         expected = 'not readable JSON'
+    elif damage == 'cannot_run':   # loads, but the graph rejects the preprocessed frame
+        manifest = json.loads((bundle / 'bundle.json').read_text())
+        manifest['preprocessing']['input_size'] = [40, 40]
+        (bundle / 'bundle.json').write_text(json.dumps(manifest))
+        expected = 'failed its warm-up inference'
     else:
         extra = ['fusion:=sometimes']
         expected = 'fusion must be one of'

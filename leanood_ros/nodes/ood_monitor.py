@@ -72,7 +72,11 @@ class OodMonitorNode(Node):
                                   values['require_gpu'])
         if detector.fell_back:
             self.get_logger().warning(f'device=gpu requested but running on {detector.provider}')
-        warm_ms = detector.warm_up()
+        try:   # a bundle that loads but cannot run refuses to start rather than judge blind
+            warm_ms = detector.warm_up()
+        except Exception as exc:
+            raise StartupError(f'bundle {bundle.path} failed its warm-up inference: '
+                               f'{type(exc).__name__}: {exc}') from exc
         decision = DecisionEngine(bundle.calibration_scores)
         problems = params.check_all(values, decision.pvalues.min_alpha)
         if problems:
