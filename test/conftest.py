@@ -14,8 +14,10 @@ for p in (str(REPO), str(TEST_DIR)):
 # Keep DDS traffic on this host for every rclpy context this process and its children create.
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 
-# One ROS domain per test: a base drawn from the pid keeps parallel CI jobs apart (0..232 valid).
-_domains = itertools.count(1 + (os.getpid() * 7) % 150)
+# One ROS domain per test: a base drawn from the pid keeps parallel CI jobs apart (0..232 valid);
+# LEANOOD_TEST_DOMAIN_BASE pins it, for suites that run side by side on one machine.
+_domains = itertools.count(int(os.environ.get('LEANOOD_TEST_DOMAIN_BASE', 0))
+                           or 1 + (os.getpid() * 7) % 150)
 
 
 @pytest.fixture
