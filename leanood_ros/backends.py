@@ -76,8 +76,12 @@ class OnnxRuntimeBackend(InferenceBackend):
                                    f'(available: {", ".join(available)}); install onnxruntime-gpu')
             providers = gpu + providers
         try:
-            self.session = ort.InferenceSession(str(graph.path), sess_options=opts,
+            # from the verified bytes, never the path: what was hashed is what runs, and a
+            # graph that points to external weight files cannot load them
+            self.session = ort.InferenceSession(graph.read(), sess_options=opts,
                                                 providers=providers)
+        except BundleError:
+            raise
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BundleError(f'{graph.path}: onnxruntime cannot load this graph: {exc}') from exc
         in_use = self.session.get_providers()

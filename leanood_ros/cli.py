@@ -5,7 +5,8 @@
     leanood train-vae   train a beta-VAE on in-distribution recordings
     leanood compress    the VAE design methodology (prune / distill / quantize, select)
     leanood quantize    an int8 (CPU) or fp16 (GPU) copy of a VAE bundle, recalibrated
-    leanood refit       refit a VAE bundle's ID statistics, calibration and decision (new place)
+    leanood adapt       adapt any bundle to a new robot/place from its normal recordings
+    leanood refit       replace a bundle's ID statistics, recalibrate and retune
     leanood earlin      fit and export an EARLIN detector (layer study included)
     leanood evaluate    AUROC / FPR95 / detection delay of bundles on recordings
     leanood tune        a bundle's recommended decision settings, from ID recordings only
@@ -24,6 +25,7 @@ COMMANDS = {
     'train-vae': 'leanood_ros.training.train_vae',
     'compress': 'leanood_ros.training.compress',
     'quantize': 'leanood_ros.training.export:quantize_main',
+    'adapt': 'leanood_ros.training.adapt',
     'refit': 'leanood_ros.training.refit',
     'earlin': 'leanood_ros.training.earlin',
     'evaluate': 'leanood_ros.evaluation.evaluate',

@@ -1,8 +1,8 @@
 """One detector interface for every method: frame in, OOD score out (higher = more OOD).
 
-A `BundleDetector` is preprocessing + an inference backend + a score head, all described by the
-bundle.  Score heads are tiny NumPy functions of the graph's outputs, so that the fitted numbers
-they use live in the bundle manifest and every head runs in float even when the graph is int8.
+A `BundleDetector` is preprocessing + an inference backend + a score head (`heads.py`), all
+described by the bundle.  Heads are NumPy functions of the graph's outputs: their fitted arrays
+travel with the bundle, and every head runs in float even when the graph is int8.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bundle import ModelBundle
+from .bundle import BundleError, ModelBundle
 from .image_conversion import DecodedImage
 
 
@@ -23,80 +23,25 @@ class Inference:
     inference_ms: float = 0.0
 
 
-def kl_divergence(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
-    """Per-dimension KL(N(mu, sigma^2) || N(0, 1)) = 0.5 (mu^2 + sigma^2 - log sigma^2 - 1)."""
-    return 0.5 * (np.square(mu) + np.exp(logvar) - logvar - 1.0)
-
-
 def colour_stats(batch_hwc: np.ndarray) -> np.ndarray:
     """Per-channel mean and standard deviation in [0, 1]: the trivial reference's 6 features."""
     x = batch_hwc.reshape(batch_hwc.shape[0], -1, batch_hwc.shape[-1]).astype(np.float32) / 255.0
     return np.concatenate([x.mean(axis=1), x.std(axis=1)], axis=1)
 
 
-class ScoreHead:
-    def __call__(self, outputs: dict) -> np.ndarray:
-        raise NotImplementedError
-
-
-class KLDivergenceHead(ScoreHead):
-    def __init__(self, spec: dict):
-        self.mu, self.logvar = spec['mu'], spec['logvar']
-        dims = spec.get('dims')
-        self.dims = None if dims is None else np.asarray(dims, dtype=np.intp)
-
-    def __call__(self, outputs):
-        mu = np.asarray(outputs[self.mu], np.float64)
-        lv = np.asarray(outputs[self.logvar], np.float64)
-        if self.dims is not None:
-            mu, lv = mu[:, self.dims], lv[:, self.dims]
-        return kl_divergence(mu, lv).sum(axis=1)
-
-
-class KLToFittedHead(ScoreHead):
-    """KL(N(mu, diag(sigma^2)) || N(m, S)): the divergence of the frame's latent Gaussian from the
-    *in-distribution aggregate posterior* N(m, S) fitted on training frames, instead of from the
-    prior N(0, I).  With m = 0, S = I it is the prior KL above.
-    = 0.5 [tr(S^-1 diag(sigma^2)) + (mu - m)^T S^-1 (mu - m) - k + log det S - sum log sigma^2]"""
-
-    def __init__(self, spec: dict):
-        self.mu, self.logvar = spec['mu'], spec['logvar']
-        self.mean = np.asarray(spec['mean'], np.float64)
-        self.precision = np.asarray(spec['precision'], np.float64)
-        self.diag = np.diag(self.precision).copy()
-        self.const = float(spec['logdet']) - self.mean.size
-
-    def __call__(self, outputs):
-        mu = np.asarray(outputs[self.mu], np.float64)
-        lv = np.asarray(outputs[self.logvar], np.float64)
-        d = mu - self.mean
-        quad = np.einsum('ij,jk,ik->i', d, self.precision, d)
-        return 0.5 * (np.exp(lv) @ self.diag + quad + self.const - lv.sum(axis=1))
-
-
-class GraphOutputHead(ScoreHead):
-    def __init__(self, spec: dict):
-        self.output = spec['output']
-
-    def __call__(self, outputs):
-        return np.asarray(outputs[self.output], np.float64).reshape(-1)
-
-
-class MahalanobisHead(ScoreHead):
-    """Squared Mahalanobis distance to ID statistics fitted offline (stored in the manifest)."""
-
-    def __init__(self, spec: dict):
-        self.input = spec['input']
-        self.mean = np.asarray(spec['mean'], np.float64)
-        self.precision = np.asarray(spec['precision'], np.float64)
-
-    def __call__(self, outputs):
-        d = np.asarray(outputs[self.input], np.float64).reshape(-1, self.mean.size) - self.mean
-        return np.einsum('ij,jk,ik->i', d, self.precision, d)
-
-
-_HEADS = {'kl_divergence': KLDivergenceHead, 'kl_to_fitted': KLToFittedHead,
-          'graph_output': GraphOutputHead, 'mahalanobis': MahalanobisHead}
+def known_answer_frames() -> list:
+    """Deterministic 96x128 RGB frames whose scores a bundle records when it is written
+    (`self_test`) and the node reproduces before it trusts the bundle.  Far from any camera's
+    normal view on purpose, so that a calibration that could never flag them is refused."""
+    h, w = 96, 128
+    yy, xx = np.mgrid[0:h, 0:w]
+    gradient = np.stack([xx * 255 // (w - 1), yy * 255 // (h - 1),
+                         np.full_like(xx, 128)], axis=-1)
+    checker = (((yy // 8) + (xx // 8)) % 2 * 255)[..., None].repeat(3, axis=2)
+    noise = np.random.default_rng(20261201).integers(0, 256, (h, w, 3))   # PCG64: stable
+    flat = [np.full((h, w, 3), v) for v in ((0, 0, 0), (255, 255, 255), (255, 0, 255))]
+    return [DecodedImage(np.ascontiguousarray(f, dtype=np.uint8), 'rgb')
+            for f in (*flat, gradient, checker, noise)]
 
 
 class Detector:
@@ -127,9 +72,9 @@ class BundleDetector(Detector):
         self.bundle = bundle
         self.name = bundle.name
         self.preprocessing = bundle.preprocessing
-        self.head = _HEADS[bundle.head['type']](bundle.head)
+        self.head = bundle.head
         self.backend = backend
-        self._builtin = bundle.head.get('input') == 'colour_stats'
+        self._builtin = 'colour_stats' in self.head.inputs
         if backend is None and not self._builtin:
             raise ValueError(f'bundle {bundle.name} needs an inference backend')
 
@@ -152,7 +97,7 @@ class BundleDetector(Detector):
         t1 = time.perf_counter()
         outputs = self._outputs(resized)
         t2 = time.perf_counter()
-        score = float(self.head(outputs)[0])
+        score = float(self.head.score(outputs)[0])
         if not np.isfinite(score):
             raise FloatingPointError(f'detector {self.name} produced a non-finite score')
         return Inference(score, outputs, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
@@ -174,9 +119,30 @@ class BundleDetector(Detector):
 
     def predict_resized(self, batch_hwc: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Scores for frames already resized to the bundle's input size (fast offline path)."""
-        out = [self.head(self._outputs(batch_hwc[i:i + batch_size]))
+        out = [self.head.score(self._outputs(batch_hwc[i:i + batch_size]))
                for i in range(0, len(batch_hwc), batch_size)]
         return np.concatenate(out) if out else np.zeros(0)
+
+
+    def known_answers(self) -> np.ndarray:
+        """Scores of `known_answer_frames` through the whole frame path."""
+        return np.array([self.infer(f).score for f in known_answer_frames()])
+
+    def self_test(self) -> None:
+        """Reproduce the scores the bundle recorded when it was written, or refuse it."""
+        st = self.bundle.manifest['self_test']
+        want = np.asarray(st['scores'], np.float64)
+        try:
+            got = self.known_answers()
+        except Exception as exc:
+            raise BundleError(f'{self.bundle.path}: self-test failed: {type(exc).__name__}: '
+                              f'{exc}') from exc
+        if got.shape != want.shape or not np.allclose(got, want, rtol=st['rtol'], atol=0.0):
+            raise BundleError(
+                f'{self.bundle.path}: self-test failed: known-answer scores '
+                f'{np.array2string(got, precision=4)} != recorded '
+                f'{np.array2string(want, precision=4)} (rtol {st["rtol"]:g}): the graph, its '
+                f'statistics or this onnxruntime do not compute what the bundle was made with')
 
 
 def build_detector(bundle: ModelBundle, backend: str = 'onnxruntime', device: str = 'cpu',

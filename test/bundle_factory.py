@@ -4,13 +4,13 @@ synthetic 'road-like' frames through the real detector code path.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from leanood_ros.bundle import load_bundle, write_bundle
-from leanood_ros.detectors import build_detector
+from leanood_ros.bundle import ModelBundle, save_bundle
+from leanood_ros.calibration import calibrate, fit_head
+from leanood_ros.heads import KLPriorHead
 from leanood_ros.image_conversion import from_array
 
 INPUT = 32
@@ -70,7 +70,7 @@ def _encoder_graph(path: Path, seed: int = 0) -> None:
 
 
 def make_tiny_bundle(directory: Path, n_calibration: int = 200, seed: int = 0,
-                     decision: dict | None = None) -> Path:
+                     decision: dict | None = None, head=None) -> Path:
     """Write a complete vae-family bundle into `directory` and return its path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -78,27 +78,24 @@ def make_tiny_bundle(directory: Path, n_calibration: int = 200, seed: int = 0,
     manifest = {
         'name': 'tiny_test_vae',
         'description': 'Randomly initialised 2-layer conv encoder for tests (not a real detector).',
-        'detector': {'family': 'vae',
-                     'head': {'type': 'kl_divergence', 'mu': 'mu', 'logvar': 'logvar',
-                              'dims': None},
-                     'score': 'sum of per-dimension KL divergence from N(0, I)'},
+        'detector': {'family': 'vae'},
         'graphs': {'detector': {'file': 'encoder.onnx', 'input': 'image',
                                 'outputs': ['mu', 'logvar']}},
         'preprocessing': {'input_size': [INPUT, INPUT], 'color_order': 'rgb',
                           'mean': [0.5, 0.5, 0.5], 'std': [0.25, 0.25, 0.25],
                           'interpolation': 'area'},
-        'calibration': {'scores': [0.0] * 20, 'source': 'synthetic smooth frames'},
         'provenance': {'data': 'synthetic', 'command': 'test/bundle_factory.py', 'date': 'test'},
         'metrics': {},
     }
     if decision:
         manifest['decision'] = decision
-    write_bundle(directory, manifest)
-    # calibrate through the real detector path, then rewrite the manifest
-    detector = build_detector(load_bundle(directory))
+    bundle = ModelBundle.draft(directory, manifest, head or KLPriorHead())
     rng = np.random.default_rng(seed + 1)
-    scores = [detector.score(from_array(id_frame(rng))) for _ in range(n_calibration)]
-    manifest = json.loads((directory / 'bundle.json').read_text())
-    manifest['calibration']['scores'] = scores
-    write_bundle(directory, manifest)
+    frames = np.stack([bundle.preprocessing.resize(from_array(id_frame(rng)))
+                       for _ in range(n_calibration)])
+    if bundle.head.fitted:
+        fit_head(bundle, frames[: n_calibration // 2])
+        frames = frames[n_calibration // 2:]
+    calibrate(bundle, frames, 'synthetic smooth frames')
+    save_bundle(bundle, directory)
     return directory

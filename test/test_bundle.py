@@ -1,11 +1,14 @@
+"""Bundles: loading, the schema, tampering (issue: fail-safe under attack), atomic writing."""
+import hashlib
 import json
 import shutil
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from leanood_ros.backends import BackendError, make_backend
-from leanood_ros.bundle import BundleError, load_bundle, resolve_bundle_path
+from leanood_ros.bundle import (BundleError, load_bundle, resolve_bundle_path, save_bundle)
 from leanood_ros.detectors import build_detector
 from leanood_ros.image_conversion import from_array
 
@@ -17,24 +20,50 @@ def bundle_dir(tiny_bundle, tmp_path):
     return d
 
 
+@pytest.fixture(scope='module')
+def fitted_bundle(tmp_path_factory):
+    """A tiny bundle with a memory-bank head, so that tampering with arrays can be tested."""
+    from bundle_factory import make_tiny_bundle
+    from leanood_ros.heads import WhitenedKnnHead
+    return make_tiny_bundle(tmp_path_factory.mktemp('fitted') / 'wknn', n_calibration=240,
+                            head=WhitenedKnnHead('mu'))
+
+
 def edit_manifest(d, fn):
     m = json.loads((d / 'bundle.json').read_text())
     fn(m)
     (d / 'bundle.json').write_text(json.dumps(m))
 
 
-def test_tiny_bundle_loads_and_scores(tiny_bundle):
+def replace_file(d, rel, data: bytes, key):
+    """Tamper like someone who knows the format: new bytes *and* a matching sha256."""
+    (d / rel).write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    edit_manifest(d, lambda m: key(m).update(sha256=digest))
+
+
+def npy_bytes(a) -> bytes:
+    import io
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(a), allow_pickle=False)
+    return buf.getvalue()
+
+
+def test_tiny_bundle_loads_scores_and_passes_its_self_test(tiny_bundle):
     b = load_bundle(tiny_bundle)
     assert b.family == 'vae' and b.calibration_scores.size == 200
     assert np.all(np.diff(b.calibration_scores) >= 0)
     det = build_detector(b)
+    det.self_test()
     s = det.score(from_array(np.full((50, 60, 3), 100, np.uint8)))
     assert np.isfinite(s) and s >= 0
 
 
-@pytest.mark.parametrize('model', ['vae_lean', 'earlin_lite0'])
-def test_warm_up_runs_the_model_and_leaves_scores_unchanged(model):
+@pytest.mark.parametrize('model', ['vae_lean', 'vae_student64_fp32', 'vae_baseline',
+                                   'earlin_lite0'])
+def test_shipped_bundles_load_and_pass_their_self_test(model):
     det = build_detector(load_bundle(model))
+    det.self_test()
     frame = from_array(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8))
     cold = det.score(frame)
     assert det.warm_up() > 0.0
@@ -46,50 +75,260 @@ def test_variant_names_resolve_under_models_dir(tiny_bundle):
     assert resolve_bundle_path('vae_lean', tiny_bundle.parent) == tiny_bundle.parent / 'vae_lean'
 
 
+def _m(key_path):
+    def get(m):
+        for k in key_path:
+            m = m[k]
+        return m
+    return get
+
+
 @pytest.mark.parametrize('damage,message', [
-    (lambda d: (d / 'encoder.onnx').unlink(), "graph file 'detector' is missing"),
+    (lambda d: (d / 'encoder.onnx').unlink(), 'missing'),
     (lambda d: (d / 'encoder.onnx').write_bytes((d / 'encoder.onnx').read_bytes() + b'x'),
      'sha256 mismatch'),
+    (lambda d: (d / 'calibration.npy').write_bytes(b'x'), 'sha256 mismatch'),
     (lambda d: (d / 'bundle.json').unlink(), 'missing manifest'),
     (lambda d: (d / 'bundle.json').write_text('[1, 2'), 'not readable JSON'),
+    (lambda d: (d / 'bundle.json').write_text('{"a": NaN}'), 'not readable JSON'),
     (lambda d: (d / 'bundle.json').write_bytes(b'\xff\xfe\x00'), 'not readable JSON'),
     (lambda d: edit_manifest(d, lambda m: m.update(format='other')), 'not a leanood bundle'),
-    (lambda d: edit_manifest(d, lambda m: m.update(format_version=99)), 'format_version'),
-    (lambda d: edit_manifest(d, lambda m: m.pop('provenance')), "missing key 'provenance'"),
-    (lambda d: edit_manifest(d, lambda m: m['detector'].update(family='magic')), 'detector.family'),
-    (lambda d: edit_manifest(d, lambda m: m['detector']['head'].update(type='x')), 'head.type'),
-    (lambda d: edit_manifest(d, lambda m: m['detector']['head'].update(mu='nope')), 'head.mu'),
-    (lambda d: edit_manifest(d, lambda m: m['calibration'].update(scores=[1.0] * 5)),
-     'at least 20'),
-    (lambda d: edit_manifest(d, lambda m: m['calibration'].update(scores=['a'] * 30)),
-     'list of numbers'),
-    (lambda d: edit_manifest(d, lambda m: m['calibration'].update(scores=[float('nan')] * 30)),
-     'NaN'),
-    (lambda d: edit_manifest(d, lambda m: m['preprocessing'].update(input_size=[3])),
-     'input_size'),
-    (lambda d: edit_manifest(d, lambda m: m['preprocessing'].update(color_order='xyz')),
-     'color_order'),
+    (lambda d: edit_manifest(d, lambda m: m.update(format_version=1)), 'format_version'),
+    (lambda d: edit_manifest(d, lambda m: m.pop('provenance')), 'provenance: missing'),
+    (lambda d: edit_manifest(d, lambda m: m.update(name=123)), 'name: must be a str'),
+    (lambda d: edit_manifest(d, lambda m: m.update(name='x' * 1000)), 'name: longer'),
+    (lambda d: edit_manifest(d, lambda m: m['detector'].update(family='magic')),
+     'detector.family'),
+    (lambda d: edit_manifest(d, lambda m: m['detector']['head'].update(type='x')),
+     'detector.head.type'),
+    (lambda d: edit_manifest(d, lambda m: m['detector']['head'].update(mu='nope')),
+     "reads \\['nope'"),
+    (lambda d: edit_manifest(d, lambda m: m['detector']['head'].update(dims='abc')), 'dims'),
+    (lambda d: edit_manifest(d, lambda m: m['graphs']['detector'].update(file=7)),
+     'graphs.detector.file: must be a str'),
+    (lambda d: edit_manifest(d, lambda m: m['graphs']['detector'].update(sha256=['a'])),
+     'graphs.detector.sha256: must be a str'),
+    (lambda d: edit_manifest(d, lambda m: m['graphs']['detector'].update(outputs={'mu': 1})),
+     'graphs.detector.outputs: must be a list'),
     (lambda d: edit_manifest(d, lambda m: m['graphs']['detector'].update(file='../x.onnx')),
      'inside the bundle'),
+    (lambda d: edit_manifest(d, lambda m: m['graphs']['detector'].update(file='/etc/passwd')),
+     'inside the bundle'),
+    (lambda d: edit_manifest(d, lambda m: m.update(preprocessing='rgb')),
+     'preprocessing: must be a dict'),
+    (lambda d: edit_manifest(d, lambda m: m['preprocessing'].update(input_size=[3])),
+     'input_size'),
+    (lambda d: edit_manifest(d, lambda m: m['preprocessing'].update(mean='x')),
+     'preprocessing'),
+    (lambda d: edit_manifest(d, lambda m: m['preprocessing'].update(color_order='xyz')),
+     'color_order'),
+    (lambda d: edit_manifest(d, lambda m: m.update(decision='cusum')),
+     'decision: must be a dict'),
+    (lambda d: edit_manifest(d, lambda m: m.update(decision={'alpha': 'x'})),
+     'decision.alpha'),
+    (lambda d: edit_manifest(d, lambda m: m.update(decision={'alpha': 7.0})), 'decision.alpha'),
+    (lambda d: edit_manifest(d, lambda m: m.update(decision={'model': 'x'})), 'decision.model'),
+    (lambda d: edit_manifest(d, lambda m: m['self_test'].update(scores=[])), 'self_test.scores'),
+    (lambda d: edit_manifest(d, lambda m: m['self_test'].update(rtol=1.0)), 'self_test.rtol'),
+    (lambda d: replace_file(d, 'calibration.npy', npy_bytes(np.ones(5)), _m(['calibration'])),
+     'at least 20'),
+    (lambda d: replace_file(d, 'calibration.npy', npy_bytes(np.full(30, np.nan)),
+                            _m(['calibration'])), 'NaN'),
+    (lambda d: replace_file(d, 'calibration.npy', npy_bytes(np.arange(30)),
+                            _m(['calibration'])), 'float32/float64'),
+    (lambda d: replace_file(d, 'calibration.npy', b'\x93NUMPY garbage', _m(['calibration'])),
+     'not a NumPy'),
 ])
-def test_damaged_bundles_are_refused_with_file_and_problem(bundle_dir, damage, message):
+def test_damaged_bundles_are_refused_with_file_and_key(bundle_dir, damage, message):
     damage(bundle_dir)
     with pytest.raises(BundleError, match=message) as info:
         load_bundle(bundle_dir)
-    assert str(bundle_dir) in str(info.value)
+    assert str(bundle_dir) in str(info.value) and '\n' not in str(info.value)
+
+
+def test_calibration_above_every_score_is_refused(bundle_dir):
+    """Calibration scores of 1e30 would make every frame 'in distribution'."""
+    replace_file(bundle_dir, 'calibration.npy', npy_bytes(np.full(200, 1e30)),
+                 _m(['calibration']))
+    with pytest.raises(BundleError, match='nothing could ever be flagged'):
+        load_bundle(bundle_dir)
+
+
+@pytest.mark.parametrize('array,value,message', [
+    ('chol', lambda a: np.zeros_like(a), 'positive-definite'),          # zeroed precision
+    ('chol', lambda a: a.T.copy(), 'lower-triangular'),                 # transposed factor
+    ('mean', lambda a: np.full_like(a, np.inf), 'NaN or infinite'),
+    ('bank', lambda a: a[:, :2].copy(), 'columns'),
+])
+def test_insane_statistics_are_refused(fitted_bundle, tmp_path, array, value, message):
+    d = tmp_path / 'b'
+    shutil.copytree(fitted_bundle, d)
+    a = np.load(d / 'head' / f'{array}.npy')
+    replace_file(d, f'head/{array}.npy', npy_bytes(value(a)),
+                 _m(['detector', 'head', 'arrays', array]))
+    with pytest.raises(BundleError, match=message):
+        load_bundle(d)
+
+
+def test_swapped_statistics_fail_the_known_answer_self_test(fitted_bundle, tmp_path):
+    """Plausible but wrong numbers (another place's memory) pass every sanity check: the
+    recorded known-answer scores are what catches them."""
+    d = tmp_path / 'b'
+    shutil.copytree(fitted_bundle, d)
+    bank = np.load(d / 'head' / 'bank.npy')
+    replace_file(d, 'head/bank.npy', npy_bytes(bank[::-1] * 1.3),
+                 _m(['detector', 'head', 'arrays', 'bank']))
+    det = build_detector(load_bundle(d))
+    with pytest.raises(BundleError, match='self-test failed'):
+        det.self_test()
+
+
+def _edit_graph(d, fn):
+    import onnx
+    model = onnx.load(str(d / 'encoder.onnx'))
+    fn(model)
+    data = model.SerializeToString()
+    replace_file(d, 'encoder.onnx', data, _m(['graphs', 'detector']))
+
+
+def test_zeroed_weights_fail_the_self_test(bundle_dir):
+    from onnx import numpy_helper
+
+    def zero(model):
+        for init in model.graph.initializer:
+            if init.name == 'w1':
+                init.CopyFrom(numpy_helper.from_array(
+                    np.zeros_like(numpy_helper.to_array(init)), 'w1'))
+    _edit_graph(bundle_dir, zero)
+    with pytest.raises(BundleError, match='self-test failed'):
+        build_detector(load_bundle(bundle_dir)).self_test()
+
+
+def test_graph_producing_nan_fails_the_self_test(bundle_dir):
+    from onnx import numpy_helper
+
+    def poison(model):
+        for init in model.graph.initializer:
+            if init.name == 'bmu':
+                a = numpy_helper.to_array(init).copy()
+                a[0] = np.nan
+                init.CopyFrom(numpy_helper.from_array(a, 'bmu'))
+    _edit_graph(bundle_dir, poison)
+    with pytest.raises(BundleError, match='self-test failed.*non-finite'):
+        build_detector(load_bundle(bundle_dir)).self_test()
+
+
+def test_external_data_graph_is_refused(bundle_dir):
+    """Weights in a side file would escape the sha256 check: such a graph cannot load."""
+    import onnx
+    model = onnx.load(str(bundle_dir / 'encoder.onnx'))
+    onnx.save_model(model, str(bundle_dir / 'ext.onnx'), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location='weights.bin', size_threshold=0)
+    replace_file(bundle_dir, 'encoder.onnx', (bundle_dir / 'ext.onnx').read_bytes(),
+                 _m(['graphs', 'detector']))
+    with pytest.raises(BundleError, match='onnxruntime cannot load'):
+        build_detector(load_bundle(bundle_dir))
+
+
+@pytest.mark.parametrize('rel', ['encoder.onnx', 'calibration.npy'])
+def test_symlinked_files_are_refused(bundle_dir, tmp_path, rel):
+    outside = tmp_path / 'outside'
+    outside.write_bytes((bundle_dir / rel).read_bytes())
+    (bundle_dir / rel).unlink()
+    (bundle_dir / rel).symlink_to(outside)
+    with pytest.raises(BundleError, match='symbolic link'):
+        load_bundle(bundle_dir)
 
 
 def test_corrupt_graph_with_matching_hash_is_refused_by_onnxruntime(bundle_dir):
-    (bundle_dir / 'encoder.onnx').write_bytes(b'not a protobuf at all')
-    b = load_bundle(bundle_dir, verify_hashes=False)
+    replace_file(bundle_dir, 'encoder.onnx', b'not a protobuf at all', _m(['graphs', 'detector']))
     with pytest.raises(BundleError, match='onnxruntime cannot load'):
+        build_detector(load_bundle(bundle_dir))
+
+
+def test_graph_is_verified_from_the_bytes_it_loads(bundle_dir):
+    """Swapping the file after load_bundle (a check-then-use race) is caught at use."""
+    b = load_bundle(bundle_dir)
+    (bundle_dir / 'encoder.onnx').write_bytes(b'swapped')
+    with pytest.raises(BundleError, match='sha256 mismatch'):
         build_detector(b)
 
 
 def test_manifest_outputs_must_exist_in_graph(bundle_dir):
-    edit_manifest(bundle_dir, lambda m: m['graphs']['detector'].update(outputs=['mu', 'logvar', 'z']))
+    edit_manifest(bundle_dir, lambda m: m['graphs']['detector'].update(
+        outputs=['mu', 'logvar', 'z']))
     with pytest.raises(BundleError, match="lacks outputs \\['z'\\]"):
         build_detector(load_bundle(bundle_dir))
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) |
+                     st.text(max_size=8), lambda c: st.lists(c, max_size=3) |
+                     st.dictionaries(st.text(max_size=5), c, max_size=3), max_leaves=6)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_manifest_fields_give_a_bundle_error_or_a_valid_bundle(tiny_bundle, tmp_path,
+                                                                      data):
+    """Any value in any field: either a one-line BundleError or a bundle that loads."""
+    m = json.loads((tiny_bundle / 'bundle.json').read_text())
+    paths = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                paths.append(path + [k])
+                walk(v, path + [k])
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                paths.append(path + [i])
+                walk(v, path + [i])
+    walk(m, [])
+    path = data.draw(st.sampled_from(paths))
+    parent = m
+    for k in path[:-1]:
+        parent = parent[k]
+    parent[path[-1]] = data.draw(_JSON)
+    d = tmp_path / f'f{abs(hash(str(path))) % 10**8}'
+    if not d.exists():
+        shutil.copytree(tiny_bundle, d)
+    (d / 'bundle.json').write_text(json.dumps(m))
+    try:
+        b = load_bundle(d)
+    except BundleError as exc:
+        assert '\n' not in str(exc) and len(str(exc)) < 600
+    else:
+        assert b.calibration_scores.size >= 20
+
+
+def test_save_never_deletes_what_is_not_a_bundle(tiny_bundle, tmp_path):
+    b = load_bundle(tiny_bundle)
+    keep = tmp_path / 'mine'
+    keep.mkdir()
+    (keep / 'notes.txt').write_text('precious')
+    with pytest.raises(BundleError, match='not a bundle'):
+        save_bundle(b, keep, force=True)
+    assert (keep / 'notes.txt').read_text() == 'precious'
+    out = tmp_path / 'copy'
+    save_bundle(b, out)
+    with pytest.raises(BundleError, match='--force'):
+        save_bundle(load_bundle(tiny_bundle), out)
+    save_bundle(load_bundle(tiny_bundle), out, force=True)
+    assert load_bundle(out).name == 'tiny_test_vae'
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]   # no leftovers
+
+
+def test_a_failed_save_leaves_the_old_bundle_intact(tiny_bundle, tmp_path):
+    out = tmp_path / 'b'
+    save_bundle(load_bundle(tiny_bundle), out)
+    before = (out / 'bundle.json').read_text()
+    b = load_bundle(out)
+    b.calibration_scores = np.full(200, 1e30)     # refused by the reader, so never written
+    with pytest.raises(BundleError):
+        save_bundle(b, out)
+    assert (out / 'bundle.json').read_text() == before
+    load_bundle(out)
 
 
 def test_require_gpu_without_gpu_provider_is_a_startup_error(tiny_bundle):
@@ -116,30 +355,3 @@ def test_no_pickle_anywhere_in_the_runtime_package():
             continue
         text = f.read_text()
         assert 'import pickle' not in text and 'allow_pickle=True' not in text, f
-
-
-def test_kl_to_fitted_head_reduces_to_prior_kl_and_is_validated(bundle_dir):
-    from leanood_ros.detectors import KLDivergenceHead, KLToFittedHead
-    rng = np.random.default_rng(0)
-    out = {'mu': rng.normal(size=(5, 8)), 'logvar': rng.normal(size=(5, 8)) * 0.3}
-    prior = KLToFittedHead({'mu': 'mu', 'logvar': 'logvar', 'mean': [0.0] * 8,
-                            'precision': np.eye(8).tolist(), 'logdet': 0.0})
-    ref = KLDivergenceHead({'mu': 'mu', 'logvar': 'logvar'})
-    np.testing.assert_allclose(prior(out), ref(out), rtol=1e-10)
-    # against a closed form computed another way: KL between diagonal and full Gaussians
-    A = rng.normal(size=(8, 8))
-    S = A @ A.T + 8 * np.eye(8)
-    m = rng.normal(size=8)
-    head = KLToFittedHead({'mu': 'mu', 'logvar': 'logvar', 'mean': m.tolist(),
-                           'precision': np.linalg.inv(S).tolist(),
-                           'logdet': float(np.linalg.slogdet(S)[1])})
-    mu, var = out['mu'][0], np.exp(out['logvar'][0])
-    Si = np.linalg.inv(S)
-    kl = 0.5 * (np.trace(Si @ np.diag(var)) + (m - mu) @ Si @ (m - mu) - 8
-                + np.linalg.slogdet(S)[1] - np.log(var).sum())
-    assert head(out)[0] == pytest.approx(kl)
-    edit_manifest(bundle_dir, lambda m_: m_['detector'].update(
-        head={'type': 'kl_to_fitted', 'mu': 'mu', 'logvar': 'logvar', 'mean': [0.0] * 3,
-              'precision': [[1.0]], 'logdet': 0.0}))
-    with pytest.raises(BundleError, match='logdet'):
-        load_bundle(bundle_dir)

@@ -58,22 +58,23 @@ def test_scorers_rank_far_points_higher(distance):
     assert far.min() > np.median(near)
 
 
-@pytest.mark.parametrize('distance,k', [('mahalanobis', None), ('wknn', 1), ('wknn', 3)])
-def test_exported_score_matches_numpy(distance, k, tmp_path):
-    rng = np.random.default_rng(2)
-    sc = earlin.FeatureScorer(distance, k).fit(rng.normal(size=(300, 6)) @ rng.normal(size=(6, 6)))
-    f = rng.normal(size=(20, 6))
-    with torch.inference_mode():
-        got = sc.torch_module()(torch.tensor(f, dtype=torch.float32)).numpy()
-    np.testing.assert_allclose(got, sc.predict(f), rtol=1e-3, atol=1e-3)
-    # and through ONNX Runtime, as the edge graph runs it on the robot
+def test_edge_graph_features_through_onnxruntime_equal_the_study_features(tmp_path):
+    """The edge graph outputs the statistics the study scored; the head runs outside it."""
     import onnxruntime as ort
-    torch.onnx.export(sc.torch_module(), (torch.zeros(1, 6),), str(tmp_path / 's.onnx'),
-                      input_names=['f'], output_names=['score'], opset_version=17, dynamo=False,
-                      dynamic_axes={'f': {0: 'n'}, 'score': {0: 'n'}})
-    ort_got = ort.InferenceSession(str(tmp_path / 's.onnx')).run(
-        None, {'f': f.astype(np.float32)})[0]
-    np.testing.assert_allclose(ort_got, sc.predict(f), rtol=1e-3, atol=1e-3)
+    model = earlin.SplitModel(tiny_stages(), 32)
+    edge = earlin.EdgeGraph(model.modules[:2], [0, 1], 'meanstd').eval()
+    torch.onnx.export(edge, (torch.zeros(1, 3, 32, 32),), str(tmp_path / 'e.onnx'),
+                      input_names=['image'], output_names=['features', 'split'], opset_version=17,
+                      dynamo=False, dynamic_axes={'image': {0: 'n'}, 'features': {0: 'n'},
+                                                  'split': {0: 'n'}})
+    from leanood_ros.preprocess import Preprocessing
+    pre = Preprocessing(32, 32)
+    imgs = np.random.default_rng(2).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    got = ort.InferenceSession(str(tmp_path / 'e.onnx')).run(['features'],
+                                                             {'image': pre.normalize(imgs)})[0]
+    f = earlin.extract(model, imgs, pre, 'stage1', reductions=('meanstd',))
+    want = np.concatenate([f[('stem', 'meanstd')], f[('stage1', 'meanstd')]], axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_whitened_knn_is_local():

@@ -77,7 +77,8 @@ def test_export_quantize_and_score_through_onnx(tmp_path, kind):
     imgs = frames(80, low=0, high=255)   # a wide range of scores, so the ranking is meaningful
     arch = dict(SMALL, feature_taps=[0])
     enc = VaeEncoder(**arch).eval()
-    mu, _, feat = (t.numpy() for t in compress.latent_targets(enc, imgs, features=True))
+    # fitted on the first half, scored on the second: a memory bank scores its own frames ~0
+    mu, _, feat = (t.numpy()[:40] for t in compress.latent_targets(enc, imgs, features=True))
     pre = vae_preprocessing(32)
     b = vae_bundle(tmp_path / 'fp32', 'small', enc, arch, pre, imgs[:40], 'synthetic',
                    head=compress.fit_head(kind, mu, feat))
@@ -142,14 +143,15 @@ def test_quantize_bundle_recalibrates_and_drops_the_torch_twin(tmp_path, precisi
     assert b.name == f'small_{precision}'
     assert 'torch' not in b.manifest['graphs']['detector']
     assert b.manifest['decision']['vote_k'] == 2                      # decision travels
-    assert b.head == load_bundle(src).head                            # fitted head travels
+    np.testing.assert_array_equal(b.head.whitener.chol,              # fitted head travels
+                                  load_bundle(src).head.whitener.chol)
     assert b.manifest['provenance']['quantized_from']['sha256'] == load_bundle(src).graphs[
         'detector'].sha256
     assert b.manifest['calibration']['source'] == 'held out' and b.calibration_scores.size == 20
     s = build_detector(b).predict_resized(imgs[60:])
     s32 = build_detector(load_bundle(src)).predict_resized(imgs[60:])
     assert np.corrcoef(s32, s)[0, 1] > 0.9
-    with pytest.raises(ValueError, match='int8 needs'):
+    with pytest.raises(ValueError, match='int8 changes the scores'):
         quantize_bundle(src, tmp_path / 'x', 'int8')
 
 
@@ -162,32 +164,36 @@ def _folder(path: Path, imgs) -> Path:
 
 
 def test_refit_moves_the_statistics_to_the_new_place(tmp_path):
-    from leanood_ros.training.refit import head_inputs, refit
+    from leanood_ros.calibration import head_inputs
+    from leanood_ros.training.refit import refit
     torch.manual_seed(0)
     arch = dict(SMALL, feature_taps=[0])
     enc = VaeEncoder(**arch).eval()
-    old_place, new_place = frames(60, low=40, high=90), frames(75, seed=1, low=150, high=220)
+    old_place, new_place = frames(60, low=40, high=90), frames(330, seed=1, low=150, high=220)
     mu, _, feat = (t.numpy() for t in compress.latent_targets(enc, old_place, features=True))
     src = vae_bundle(tmp_path / 'src', 'small', enc, arch, vae_preprocessing(32), old_place[:20],
                      'old place', head=compress.fit_head('features', mu, feat))
-    fit = _folder(tmp_path / 'fit', new_place[:30])
-    cal = _folder(tmp_path / 'cal', new_place[30:60])
-    ids = [_folder(tmp_path / f'id{k}', new_place[60 + 5 * k:65 + 5 * k]) for k in range(3)]
-    before = build_detector(load_bundle(src)).predict_resized(new_place[60:])
+    fit = _folder(tmp_path / 'fit', new_place[:200])
+    cal = _folder(tmp_path / 'cal', new_place[200:310])
+    ids = [_folder(tmp_path / f'id{k}', new_place[310 + 5 * k:315 + 5 * k]) for k in range(3)]
+    before = build_detector(load_bundle(src)).predict_resized(new_place[310:])
     decision = refit(src, tmp_path / 'out', [fit], [cal], ids, fit_stride=1)
     b = load_bundle(tmp_path / 'out')
+    assert b.name == 'out'                                              # named after --out
     det = build_detector(b)
-    x = head_inputs(det, new_place[:30], 'features')
-    np.testing.assert_allclose(b.head['mean'], x.mean(0), rtol=1e-4, atol=1e-5)
-    assert b.calibration_scores.size == 30 and b.manifest['decision'] == decision
+    x = head_inputs(det, new_place[:200])['features']
+    np.testing.assert_allclose(b.head.whitener.mean, x.mean(0), rtol=1e-4, atol=1e-5)
+    assert b.calibration_scores.size == 110 and b.manifest['decision'] == decision
     assert b.graphs['detector'].sha256 == load_bundle(src).graphs['detector'].sha256
-    assert b.manifest['metrics'] == {} and 'refit' in b.manifest['provenance']
-    assert det.predict_resized(new_place[60:]).mean() < before.mean()   # the new place is home now
+    assert b.manifest['metrics'] == {} and 'adapted' in b.manifest['provenance']
+    assert det.predict_resized(new_place[310:]).mean() < before.mean()   # the new place is home
     kl = vae_bundle(tmp_path / 'kl', 'kl', enc, arch, vae_preprocessing(32), old_place[:20], 'x')
     with pytest.raises(ValueError, match='no fitted statistics'):
         refit(kl, tmp_path / 'out2', [fit], [cal], ids)
     # --keep-head: any head; statistics untouched, calibration from the new place
     refit(kl, tmp_path / 'out3', [], [cal], ids, keep_head=True)
     b3 = load_bundle(tmp_path / 'out3')
-    assert b3.head == load_bundle(kl).head and b3.calibration_scores.size == 30
-    assert 'recalibrated' in b3.manifest['provenance']
+    assert b3.head.type == 'kl_divergence' and b3.calibration_scores.size == 110
+    # an existing bundle is replaced only with force; anything else never
+    with pytest.raises(Exception, match='--force'):
+        refit(src, tmp_path / 'out', [fit], [cal], ids)

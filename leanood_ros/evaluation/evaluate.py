@@ -163,16 +163,16 @@ def summary(r: dict) -> dict:
 
 def record_metrics(r: dict, dataset: str, split: str, reference: dict | None) -> None:
     """Write an evaluation summary into the bundle's metrics (the model card follows)."""
-    from ..bundle import write_bundle
-    path = Path(r['bundle'])
-    m = json.loads((path / 'bundle.json').read_text())
+    from ..bundle import load_bundle, save_bundle
+    bundle = load_bundle(r['bundle'])
+    m = bundle.manifest
     entry = summary(r)
     if reference is not None:
         entry['reference_colour_stats'] = {
             'mean_auroc': reference['mean_auroc'],
             'per_shift_auroc': {k: round(v['auroc'], 5) for k, v in reference['per_set'].items()}}
     m.setdefault('metrics', {})[f'{dataset}/{split}'] = entry
-    write_bundle(path, m)
+    save_bundle(bundle)
 
 
 def resolve_dataset(root: Path, split: str) -> dict:

@@ -62,11 +62,9 @@ class ColourStatsReference:
                                for i in range(0, len(images), chunk)])
 
     def fit(self, images: np.ndarray) -> 'ColourStatsReference':
-        from sklearn.covariance import LedoitWolf
-        lw = LedoitWolf().fit(self.features(images))
-        self.mean, self.precision = lw.location_, lw.precision_
+        from ..heads import GaussianHead
+        self.head = GaussianHead('colour_stats').fit({'colour_stats': self.features(images)})
         return self
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        d = self.features(images) - self.mean
-        return np.einsum('ij,jk,ik->i', d, self.precision, d)
+        return self.head.score({'colour_stats': self.features(images)})

@@ -87,21 +87,24 @@ def tune_decision(calibration, id_sequences, margin: float = 1.5, min_threshold:
     return out
 
 
-def retune(bundle_dir, id_paths, **kwargs) -> dict:
-    """Re-derive a bundle's recommended decision settings from held-out ID recordings."""
-    import json
-    from pathlib import Path
-    from ..bundle import load_bundle, write_bundle
+def tune_bundle(bundle, id_paths, detector=None, **kwargs) -> dict:
+    """Set a bundle's recommended decision settings (in memory) from held-out ID recordings."""
     from ..detectors import build_detector
     from .frames import load_frames
-    bundle = load_bundle(bundle_dir)
-    det = build_detector(bundle, threads=2)
+    det = detector or build_detector(bundle, threads=2)
     seqs = [det.predict_resized(load_frames([p], bundle.preprocessing, progress=False).images)
             for p in id_paths]
-    manifest = json.loads((Path(bundle.path) / 'bundle.json').read_text())
-    manifest['decision'] = tune_decision(bundle.calibration_scores, seqs, **kwargs)
-    write_bundle(bundle.path, manifest)
-    return manifest['decision']
+    bundle.manifest['decision'] = tune_decision(bundle.calibration_scores, seqs, **kwargs)
+    return bundle.manifest['decision']
+
+
+def retune(bundle_dir, id_paths, **kwargs) -> dict:
+    """Re-derive a saved bundle's decision settings and rewrite it in place."""
+    from ..bundle import load_bundle, save_bundle
+    bundle = load_bundle(bundle_dir)
+    decision = tune_bundle(bundle, id_paths, **kwargs)
+    save_bundle(bundle)
+    return decision
 
 
 def main(argv=None) -> int:

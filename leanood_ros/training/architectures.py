@@ -125,7 +125,9 @@ def encoder_from_state(arch: dict, state: dict) -> VaeEncoder:
 
 
 def load_torch_twin(spec: dict, bundle_path: Path) -> nn.Module:
-    """The torch backend's model: architecture from the manifest, weights from safetensors."""
-    from safetensors.torch import load_file
-    state = load_file(str(Path(bundle_path) / spec['file']))
-    return encoder_from_state(spec['architecture'], state)
+    """The torch backend's model: architecture from the manifest, weights from safetensors
+    (read once, verified against the manifest's sha256)."""
+    from safetensors.torch import load
+    from ..bundle import read_verified
+    data = read_verified(Path(bundle_path) / spec['file'], spec.get('sha256', ''), 'torch twin')
+    return encoder_from_state(spec['architecture'], load(data))

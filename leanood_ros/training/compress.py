@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ STUDENTS = {
 STUDENT_INTERPOLATION = 'linear'
 PRUNE_RATIOS = (0.5, 0.75, 0.9)
 # Score definitions compared on the baseline (see fit_head).
-SCORES = ('kl_prior', 'kl_fitted', 'features')
+SCORES = ('kl_prior', 'kl_fitted', 'features', 'features_wknn')
 FEATURE_TAPS = [0]
 
 
@@ -115,21 +114,24 @@ def pruned_arch(enc, arch: dict) -> dict:
 
 
 # -- scoring heads ----------------------------------------------------------------------------
-def fit_head(kind: str, mu: np.ndarray, features: np.ndarray | None = None) -> dict:
-    """Score head spec, fitted on ID training frames only.
+def fit_head(kind: str, mu: np.ndarray, features: np.ndarray | None = None):
+    """Score head, fitted on ID training frames only.
     kl_prior:        the paper's KL of the latent Gaussian from the prior N(0, I);
     kl_fitted:       KL of the latent Gaussian from the ID aggregate posterior N(m, S) (Ledoit-Wolf);
     features:        Gaussian divergence of the encoder's first-block channel statistics (measured
-                     on the baseline: adding the latent mean to them lowers AUROC, blur most)."""
-    from .refit import fit_gaussian_head
+                     on the baseline: adding the latent mean to them lowers AUROC, blur most);
+    features_wknn:   the same statistics, whitened, scored by the distance to the nearest ID
+                     training vector (memory bank), EARLIN's score."""
+    from ..heads import GaussianHead, KLPriorHead, KLToFittedHead, WhitenedKnnHead
     if kind == 'kl_prior':
-        return {'type': 'kl_divergence', 'mu': 'mu', 'logvar': 'logvar', 'dims': None}
+        return KLPriorHead()
     if kind == 'kl_fitted':
-        return {'type': 'kl_to_fitted', 'mu': 'mu', 'logvar': 'logvar',
-                **fit_gaussian_head('kl_to_fitted', mu)}
-    if kind != 'features':
-        raise ValueError(f'unknown score {kind!r} (one of {SCORES})')
-    return {'type': 'mahalanobis', 'input': 'features', **fit_gaussian_head('mahalanobis', features)}
+        return KLToFittedHead().fit({'mu': mu})
+    if kind == 'features':
+        return GaussianHead('features').fit({'features': features})
+    if kind == 'features_wknn':
+        return WhitenedKnnHead('features').fit({'features': features})
+    raise ValueError(f'unknown score {kind!r} (one of {SCORES})')
 
 
 # -- measurement ------------------------------------------------------------------------------
@@ -167,7 +169,7 @@ def run(teacher_dir: Path, dataset: Path, out: Path, budget: float = 0.02, threa
     from ..evaluation.evaluate import evaluate_bundle, resolve_dataset
     from ..evaluation.frames import load_frames
     from ..evaluation.graph_stats import graph_macs
-    from ..evaluation.tune import retune
+    from ..bundle import load_bundle
     from .export import convert_fp16, provenance, quantize_int8, vae_bundle
     torch.set_num_threads(threads if threads > 1 else 2)
     out.mkdir(parents=True, exist_ok=True)
@@ -235,8 +237,8 @@ def run(teacher_dir: Path, dataset: Path, out: Path, budget: float = 0.02, threa
                 vae_bundle(bdir, f'vae_{v.name}', v.encoder, v.arch, pre, cal,
                            ', '.join(p.name for p in cal_paths),
                            head=fit_head(kind, fit_mu, fit_feat),
-                           description=f'beta-VAE encoder ({v.name}), fp32', prov=prov)
-                retune(bdir, sets['id'])
+                           description=f'beta-VAE encoder ({v.name}), fp32', prov=prov,
+                           id_paths=sets['id'])
                 ev = evaluate_bundle(str(bdir), sets['id'], sets['ood'], stride=stride_eval)
                 (bdir / 'eval.json').write_text(json.dumps(ev, default=str))
             results[kind] = json.loads((bdir / 'eval.json').read_text())
@@ -247,7 +249,7 @@ def run(teacher_dir: Path, dataset: Path, out: Path, budget: float = 0.02, threa
                                   for k, r in results.items()}
             choice = max(results, key=lambda k: results[k]['mean_auroc'])
         src = out / 'bundles' / f'{v.name}_fp32_{choice}'
-        head = json.loads((src / 'bundle.json').read_text())['detector']['head']
+        head = load_bundle(src).head
         for quant in ('fp32', 'int8'):
             bdir = out / 'bundles' / f'{v.name}_{quant}_{choice}'
             if quant == 'int8' and not (bdir / 'eval.json').is_file():
@@ -259,8 +261,8 @@ def run(teacher_dir: Path, dataset: Path, out: Path, budget: float = 0.02, threa
                            description=f'beta-VAE encoder ({v.name}), int8 static PTQ (QDQ)',
                            prov=provenance(f'{len(sets["fit"])} ID training recordings',
                                            {'recipe': v.recipe + ['int8 static PTQ, QDQ, '
-                                                                  'per-channel']}))
-                retune(bdir, sets['id'])
+                                                                  'per-channel']}),
+                           id_paths=sets['id'])
                 ev = evaluate_bundle(str(bdir), sets['id'], sets['ood'], stride=stride_eval)
                 (bdir / 'eval.json').write_text(json.dumps(ev, default=str))
             if quant == 'fp32' and not (bdir.parent / f'{v.name}_fp16.onnx').is_file():
@@ -360,29 +362,22 @@ def write_report(report: dict, out: Path) -> None:
 
 def install(report: dict, models: Path, keep=()) -> None:
     """Copy the baseline, the selection (as vae_lean) and kept variants into models/."""
+    from ..bundle import load_bundle, save_bundle
     rows = {r['variant']: r for r in report['rows']}
     targets = {'vae_baseline': report['baseline'], 'vae_lean': report['selected']}
     targets.update({f'vae_{k}': k for k in keep})
     for name, variant in targets.items():
-        src = Path(rows[variant]['bundle'])
-        dst = models / name
-        if dst.exists():
-            shutil.rmtree(dst)
-        dst.mkdir(parents=True)
-        for f in ('encoder.onnx', 'encoder.safetensors'):
-            shutil.copy2(src / f, dst / f)
-        m = json.loads((src / 'bundle.json').read_text())
-        m['name'] = name
+        bundle = load_bundle(rows[variant]['bundle'])
+        bundle.manifest['name'] = name
         r = rows[variant]
-        m['metrics'] = {'validation': {k: r[k] for k in ('mean_auroc', 'min_auroc', 'mean_fpr95',
-                                                         'per_shift', 'delay_mean',
-                                                         'id_false_alarms')},
-                        'latency_ms_cpu_1thread': r['latency_ms'], 'speedup_vs_baseline':
-                        r['speedup'], 'graph_bytes': r['size_bytes'], 'macs': r['macs'],
-                        'params': r['params'], 'recipe': r['recipe'],
-                        'selected_by': 'leanood compress' if name == 'vae_lean' else None}
-        from ..bundle import write_bundle
-        write_bundle(dst, m)
+        bundle.manifest['metrics'] = {
+            'validation': {k: r[k] for k in ('mean_auroc', 'min_auroc', 'mean_fpr95',
+                                             'per_shift', 'delay_mean', 'id_false_alarms')},
+            'latency_ms_cpu_1thread': r['latency_ms'], 'speedup_vs_baseline': r['speedup'],
+            'graph_bytes': r['size_bytes'], 'macs': r['macs'], 'params': r['params'],
+            'recipe': r['recipe'],
+            'selected_by': 'leanood compress' if name == 'vae_lean' else None}
+        save_bundle(bundle, models / name, force=True)
 
 
 def main(argv=None) -> int:

@@ -123,104 +123,64 @@ def reduce(act: torch.Tensor, reduction: str = 'meanstd') -> torch.Tensor:
 
 # -- scoring (fitted on ID features only) --------------------------------------------------------
 class FeatureScorer:
-    """fit(ID features) / predict(features), higher = more OOD (pytorch-ood's Detector API)."""
+    """fit(ID features) / predict(features), higher = more OOD (pytorch-ood's Detector API).
+    The exportable distances are the runtime's own score heads (`heads.py`); plain k-NN and
+    k-means centroids exist for the layer study only."""
 
     def __init__(self, distance: str = 'mahalanobis', k: int | None = None,
-                 centroids: int = 16):
+                 centroids: int = 16, max_bank: int = 10000):
         if distance not in DISTANCES:
             raise ValueError(f'distance must be one of {DISTANCES}')
         self.distance, self.centroids = distance, centroids
         self.k = k or DEFAULT_K.get(distance, 1)
+        self.max_bank = max_bank
 
     def fit(self, id_features: np.ndarray) -> 'FeatureScorer':
         """Only ID features: there is deliberately no argument for labels or OOD data."""
-        from sklearn.covariance import LedoitWolf
         f = np.asarray(id_features, np.float64)
         if self.distance in EXPORTABLE:
-            lw = LedoitWolf().fit(f)
-            # precision = L L^T, so |(f - mean) L|^2 is the squared Mahalanobis distance
-            self.mean, self.chol = lw.location_, np.linalg.cholesky(lw.precision_)
-            if self.distance == 'wknn':
-                self.bank = self.whiten(f)
+            self.head = self.make_head().fit({'features': f})
+            return self
+        self.mu, self.sd = f.mean(0), f.std(0) + 1e-6
+        z = (f - self.mu) / self.sd
+        if self.distance == 'knn':
+            self.bank = z
         else:
-            self.mu, self.sd = f.mean(0), f.std(0) + 1e-6
-            z = (f - self.mu) / self.sd
-            if self.distance == 'knn':
-                self.bank = z
-            else:
-                from sklearn.cluster import KMeans
-                self.bank = KMeans(self.centroids, n_init=4, random_state=0).fit(z).cluster_centers_
+            from sklearn.cluster import KMeans
+            self.bank = KMeans(self.centroids, n_init=4, random_state=0).fit(z).cluster_centers_
         return self
 
-    def whiten(self, features: np.ndarray) -> np.ndarray:
-        return (np.asarray(features, np.float64) - self.mean) @ self.chol
+    def make_head(self):
+        from ..heads import GaussianHead, WhitenedKnnHead
+        if self.distance == 'mahalanobis':
+            return GaussianHead('features')
+        return WhitenedKnnHead('features', max_bank=self.max_bank)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         f = np.asarray(features, np.float64)
-        if self.distance == 'mahalanobis':
-            return (self.whiten(f) ** 2).sum(1)
-        z = self.whiten(f) if self.distance == 'wknn' else (f - self.mu) / self.sd
+        if self.distance in EXPORTABLE:
+            return self.head.score({'features': f})
+        z = (f - self.mu) / self.sd
         bank_sq = (self.bank ** 2).sum(1)
         out = []
         for i in range(0, len(z), 1024):   # bounded N x M temporaries
             c = z[i:i + 1024]
-            # squared distances via |a|^2 + |b|^2 - 2ab (no N x M x D temporary)
             d2 = np.maximum((c * c).sum(1)[:, None] + bank_sq[None] - 2.0 * c @ self.bank.T, 0.0)
             out.append(d2.min(1) if self.distance == 'kmeans' or self.k == 1 else
                        np.partition(d2, self.k - 1, axis=1)[:, :self.k].mean(1))
         return np.concatenate(out) if out else np.zeros(0)
 
-    def torch_module(self) -> nn.Module:
-        """The fitted score as a torch module (exported into the edge graph)."""
-        if self.distance not in EXPORTABLE:
-            raise NotImplementedError(f'export supports the distances {EXPORTABLE}')
-        if self.distance == 'mahalanobis':
-            return _MahalanobisScore(self.mean, self.chol)
-        return _WhitenedKnnScore(self.mean, self.chol, self.bank, self.k)
-
-
-class _MahalanobisScore(nn.Module):
-    def __init__(self, mean, chol):
-        super().__init__()
-        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32))
-        self.register_buffer('chol', torch.tensor(chol, dtype=torch.float32))
-
-    def whiten(self, f):
-        return (f - self.mean) @ self.chol
-
-    def forward(self, f):
-        return self.whiten(f).square().sum(dim=1)
-
-
-class _WhitenedKnnScore(_MahalanobisScore):
-    """Mean squared distance to the k nearest whitened ID training vectors (the bank travels
-    inside the edge graph: N x D float32)."""
-
-    def __init__(self, mean, chol, bank, k: int):
-        super().__init__(mean, chol)
-        self.k = int(k)
-        self.register_buffer('bank_t', torch.tensor(np.ascontiguousarray(bank.T),
-                                                    dtype=torch.float32))
-        self.register_buffer('bank_sq', torch.tensor((bank ** 2).sum(1), dtype=torch.float32))
-
-    def forward(self, f):
-        z = self.whiten(f)
-        d2 = (z.square().sum(dim=1, keepdim=True) + self.bank_sq - 2.0 * (z @ self.bank_t))
-        d2 = d2.clamp(min=0.0)
-        if self.k == 1:
-            return d2.min(dim=1).values
-        return d2.topk(self.k, dim=1, largest=False).values.mean(dim=1)
-
 
 class EdgeGraph(nn.Module):
-    """image -> (score, split tensor): what runs on the robot.  The statistics of every tapped
+    """image -> (features, split tensor): what runs on the robot.  The statistics of every tapped
     stage (the split stage and, optionally, shallower ones) are concatenated: tapping a stage the
-    edge computes anyway costs no extra convolutions."""
+    edge computes anyway costs no extra convolutions.  The score head runs outside the graph
+    (NumPy), so its statistics are bundle files that `refit`/`adapt` can change."""
 
-    def __init__(self, stages: list, taps: list, scorer: nn.Module, reduction: str):
+    def __init__(self, stages: list, taps: list, reduction: str):
         super().__init__()
         self.stages = nn.ModuleList(stages)
-        self.taps, self.scorer, self.reduction = list(taps), scorer, reduction
+        self.taps, self.reduction = list(taps), reduction
 
     def forward(self, x):
         feats = []
@@ -228,7 +188,7 @@ class EdgeGraph(nn.Module):
             x = stage(x)
             if i in self.taps:
                 feats.append(reduce(x, self.reduction))
-        return self.scorer(torch.cat(feats, dim=1)), x
+        return torch.cat(feats, dim=1), x
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -407,79 +367,75 @@ def write_study_report(result: dict, out: Path) -> None:
 def export(dataset: Path, out: Path, split: str = 'stage1', reduction: str = 'meanstd',
            backbone: str = 'efficientnet-lite0', weights=None, interpolation: str = 'linear',
            fit_stride: int = 2, name: str | None = None, study_result: dict | None = None,
-           taps=('stem', 'stage1'), distance: str = 'wknn') -> Path:
-    from ..bundle import write_bundle
+           taps=('stem', 'stage1'), distance: str = 'wknn', force: bool = False) -> Path:
+    """Build the EARLIN bundle in memory (edge + cloud graphs, the score head fitted on ID
+    training frames, calibration on held-out ID frames, decision tuned on ID sequences) and
+    write it once."""
+    import tempfile
+    from ..bundle import ModelBundle, save_bundle
+    from ..calibration import calibrate, fit_head
     from ..evaluation.frames import load_frames
     from ..evaluation.graph_stats import graph_macs
-    from ..evaluation.tune import retune
-    from .export import calibrate, export_onnx, provenance
+    from ..evaluation.tune import tune_bundle
+    from .export import export_onnx, provenance
     stages, size = load_backbone(backbone, weights)
     model = SplitModel(stages, size)
     pre = Preprocessing(width=size, height=size, interpolation=interpolation, **LITE_PRE)
     sets = _sets(dataset, 'val')
     fit = id_only(load_frames(sets['fit'], pre, stride=fit_stride))
     taps = [t for t in taps if t in model.names[:model.names.index(split) + 1]] or [split]
-    feats = extract(model, fit.images, pre, split, reductions=(reduction,))
-    scorer = FeatureScorer(distance).fit(
-        np.concatenate([feats[(t, reduction)] for t in taps], axis=1))
-    out.mkdir(parents=True, exist_ok=True)
     n = model.names.index(split) + 1
-    edge = EdgeGraph(model.modules[:n], [model.names.index(t) for t in taps],
-                     scorer.torch_module(), reduction).eval()
-    x = torch.zeros(1, 3, size, size)
-    torch.onnx.export(edge, (x,), str(out / 'edge.onnx'), input_names=['image'],
-                      output_names=['score', 'split'], opset_version=17, dynamo=False,
-                      dynamic_axes={'image': {0: 'batch'}, 'score': {0: 'batch'},
-                                    'split': {0: 'batch'}})
-    with torch.no_grad():   # not inference_mode: the tensor is the cloud graph's export example
-        act = model.edge(split)(x)
-    export_onnx(model.cloud(split), 0, out / 'cloud.onnx', ['probabilities'], example=act,
-                input_name='split')
-    export_onnx(nn.Sequential(*model.modules), size, out / 'full.tmp.onnx', ['probabilities'])
-    full_macs = graph_macs(out / 'full.tmp.onnx')
-    (out / 'full.tmp.onnx').unlink()
-    edge_macs, cloud_macs = graph_macs(out / 'edge.onnx'), graph_macs(out / 'cloud.onnx')
-    shape = list(act.shape)
-    what = {'mahalanobis': 'squared Mahalanobis distance (Ledoit-Wolf) of the per-channel '
-                           f'{reduction} of the {"+".join(taps)} activations to their ID mean',
-            'wknn': f'squared distance of the Ledoit-Wolf-whitened per-channel {reduction} of the '
-                    f'{"+".join(taps)} activations to the nearest of {len(fit)} ID training '
-                    f'vectors'}[distance]
-    manifest = {
-        'name': name or out.name,
-        'description': f'EARLIN on {backbone} (ImageNet weights), split after {split}: per-channel '
-                       f'{reduction} statistics of the {"+".join(taps)} activations, scored by '
-                       f'{distance}: the {what}.  The edge graph scores the frame and '
-                       f'returns the split tensor; the cloud graph finishes the classification.',
-        'detector': {'family': 'earlin', 'head': {'type': 'graph_output', 'output': 'score'},
-                     'score': f'{what} (computed in the edge graph)',
-                     'split': split, 'taps': list(taps), 'reduction': reduction,
-                     'distance': distance, 'k': scorer.k,
-                     'backbone': backbone},
-        'graphs': {'detector': {'file': 'edge.onnx', 'input': 'image',
-                                'outputs': ['score', 'split']},
-                   'cloud': {'file': 'cloud.onnx', 'input': 'split',
-                             'outputs': ['probabilities']}},
-        # forwarded as float16: half the bytes, ~1e-3 relative error in the cloud's input
-        'forward': {'output': 'split', 'shape': shape, 'dtype': 'float16',
-                    'bytes': int(np.prod(shape)) * 2},
-        'flops': {'edge_macs': edge_macs, 'cloud_macs': cloud_macs, 'full_macs': full_macs,
-                  'edge_share': edge_macs / full_macs},
-        'preprocessing': pre.to_dict(),
-        'calibration': {'scores': [0.0] * 20, 'source': 'pending'},
-        'provenance': provenance(f'ID training recordings: {len(sets["fit"])} '
-                                 f'({len(fit)} frames, stride {fit_stride})',
-                                 {'fit_recordings': [p.name for p in sets['fit']]}),
-        'metrics': {'layer_study': study_result} if study_result else {},
-    }
-    write_bundle(out, manifest)
-    # calibration: ID frames held out from fitting, including a map not used for fitting
-    cal_paths = sets['calib'] + [p for p in sets['id'] if 'newmap' in p.name]
-    cal = id_only(load_frames(cal_paths, pre))
-    calibrate(out, cal.images, ', '.join(p.name for p in cal_paths))
-    # decision settings from ID validation sequences only
-    retune(out, sets['id'])
-    return out
+    edge = EdgeGraph(model.modules[:n], [model.names.index(t) for t in taps], reduction).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        x = torch.zeros(1, 3, size, size)
+        torch.onnx.export(edge, (x,), str(tmp / 'edge.onnx'), input_names=['image'],
+                          output_names=['features', 'split'], opset_version=17, dynamo=False,
+                          dynamic_axes={'image': {0: 'batch'}, 'features': {0: 'batch'},
+                                        'split': {0: 'batch'}})
+        with torch.no_grad():   # not inference_mode: the tensor is the cloud export's example
+            act = model.edge(split)(x)
+        export_onnx(model.cloud(split), 0, tmp / 'cloud.onnx', ['probabilities'], example=act,
+                    input_name='split')
+        export_onnx(nn.Sequential(*model.modules), size, tmp / 'full.onnx', ['probabilities'])
+        full_macs = graph_macs(tmp / 'full.onnx')
+        (tmp / 'full.onnx').unlink()
+        edge_macs, cloud_macs = graph_macs(tmp / 'edge.onnx'), graph_macs(tmp / 'cloud.onnx')
+        shape = list(act.shape)
+        head = FeatureScorer(distance).make_head()
+        manifest = {
+            'name': name or Path(out).name,
+            'description': f'EARLIN on {backbone} (ImageNet weights), split after {split}: '
+                           f'per-channel {reduction} statistics of the {"+".join(taps)} '
+                           f'activations (edge graph output `features`), scored by {distance} '
+                           f'outside the graph.  The edge graph returns the statistics and the '
+                           f'split tensor; the cloud graph finishes the classification.',
+            'detector': {'family': 'earlin', 'split': split, 'taps': list(taps),
+                         'reduction': reduction, 'distance': distance, 'backbone': backbone},
+            'graphs': {'detector': {'file': 'edge.onnx', 'input': 'image',
+                                    'outputs': ['features', 'split']},
+                       'cloud': {'file': 'cloud.onnx', 'input': 'split',
+                                 'outputs': ['probabilities']}},
+            # forwarded as float16: half the bytes, ~1e-3 relative error in the cloud's input
+            'forward': {'output': 'split', 'shape': shape, 'dtype': 'float16',
+                        'bytes': int(np.prod(shape)) * 2},
+            'flops': {'edge_macs': edge_macs, 'cloud_macs': cloud_macs, 'full_macs': full_macs,
+                      'edge_share': edge_macs / full_macs},
+            'preprocessing': pre.to_dict(),
+            'provenance': provenance(f'ID training recordings: {len(sets["fit"])} '
+                                     f'({len(fit)} frames, stride {fit_stride})',
+                                     {'fit_recordings': [p.name for p in sets['fit']]}),
+            'metrics': {'layer_study': study_result} if study_result else {},
+        }
+        bundle = ModelBundle.draft(tmp, manifest, head)
+        fit_head(bundle, fit.images)
+        # calibration: ID frames held out from fitting, including a map not used for fitting
+        cal_paths = sets['calib'] + [p for p in sets['id'] if 'newmap' in p.name]
+        cal = id_only(load_frames(cal_paths, pre))
+        calibrate(bundle, cal.images, ', '.join(p.name for p in cal_paths))
+        tune_bundle(bundle, sets['id'])      # decision settings from ID sequences only
+        save_bundle(bundle, out, force=force)
+    return Path(out)
 
 
 def main(argv=None) -> int:
@@ -501,6 +457,7 @@ def main(argv=None) -> int:
             p.add_argument('--distance', default='wknn', choices=EXPORTABLE,
                            help='score in the edge graph (wknn: chosen by the layer study)')
             p.add_argument('--study', type=Path, help='study.json to record in the bundle')
+            p.add_argument('--force', action='store_true', help='replace a bundle at --out')
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     if a.cmd == 'study':
@@ -512,7 +469,7 @@ def main(argv=None) -> int:
                  a.interpolation, a.fit_stride, study_result=sr and {
                      k: sr[k] for k in ('backbone', 'interpolation', 'total_macs', 'stage_macs',
                                         'rows')}, taps=tuple(a.taps.split(',')),
-                 distance=a.distance)
+                 distance=a.distance, force=a.force)
     print(f'bundle written to {out}')
     return 0
 

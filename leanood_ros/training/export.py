@@ -8,15 +8,19 @@ from __future__ import annotations
 import datetime
 import json
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..bundle import load_bundle, resolve_bundle_path, write_bundle
-from ..detectors import build_detector
+from ..bundle import ModelBundle, load_bundle, resolve_bundle_path, save_bundle
+from ..calibration import calibrate
+from ..evaluation.tune import tune_bundle
+from ..heads import KLPriorHead, ScoreHead
 from ..preprocess import Preprocessing
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,64 +53,39 @@ def export_onnx(module: torch.nn.Module, input_size: int, path: Path, output_nam
     return path
 
 
-def calibrate(bundle_dir: Path, calib_images: np.ndarray, source: str) -> np.ndarray:
-    """Score the calibration frames through the bundle's ONNX graph and store the scores."""
-    det = build_detector(load_bundle(bundle_dir), threads=2)
-    scores = det.predict_resized(calib_images)
-    manifest = json.loads((bundle_dir / 'bundle.json').read_text())
-    manifest['calibration'] = {'scores': scores.tolist(), 'source': source, 'n': int(scores.size)}
-    write_bundle(bundle_dir, manifest)
-    return scores
-
-
 def vae_bundle(out: Path, name: str, encoder: torch.nn.Module, arch: dict, pre: Preprocessing,
-               calib_images: np.ndarray, calib_source: str, dims=None, description: str = '',
-               prov: dict | None = None, metrics: dict | None = None, decision: dict | None = None,
-               onnx_file: Path | None = None, head: dict | None = None) -> Path:
-    """Write a vae-family bundle. `onnx_file` replaces the exported graph (e.g. quantized)."""
+               calib_images: np.ndarray, calib_source: str, head: ScoreHead | None = None,
+               description: str = '', prov: dict | None = None, metrics: dict | None = None,
+               decision: dict | None = None, onnx_file: Path | None = None, id_paths=(),
+               force: bool = True) -> Path:
+    """Build a vae-family bundle in memory (graph, torch twin, fitted `head`, calibration,
+    decision tuned on `id_paths` when given) and write it once.  `onnx_file` replaces the
+    exported graph (e.g. quantized)."""
     from safetensors.torch import save_file
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    graph = out / 'encoder.onnx'
-    outputs = ['mu', 'logvar'] + (['features'] if arch.get('feature_taps') else [])
-    if onnx_file is not None:
-        graph.write_bytes(Path(onnx_file).read_bytes())
-    else:
-        export_onnx(encoder, pre.width, graph, outputs)
-    save_file({k: v.contiguous() for k, v in encoder.state_dict().items()},
-              str(out / 'encoder.safetensors'))
-    manifest = {
-        'name': name, 'description': description,
-        'detector': {'family': 'vae',
-                     'head': head or {'type': 'kl_divergence', 'mu': 'mu', 'logvar': 'logvar',
-                                      'dims': None if dims is None else [int(d) for d in dims]},
-                     'score': score_description(head)},
-        'graphs': {'detector': {'file': 'encoder.onnx', 'input': 'image',
-                                'outputs': outputs,
-                                'torch': {'file': 'encoder.safetensors',
-                                          'architecture': dict(arch, type='vae_encoder')}}},
-        'preprocessing': pre.to_dict(),
-        'calibration': {'scores': [0.0] * 20, 'source': 'pending'},
-        'provenance': prov or {},
-        'metrics': metrics or {},
-    }
-    if decision:
-        manifest['decision'] = decision
-    write_bundle(out, manifest)
-    calibrate(out, calib_images, calib_source)
-    return out
-
-
-def score_description(head: dict | None) -> str:
-    kind = (head or {}).get('type', 'kl_divergence')
-    return {
-        'kl_divergence': 'sum over the selected latent dimensions of KL(N(mu_i, sigma_i^2) || '
-                         'N(0, 1)) (the paper\'s score)',
-        'kl_to_fitted': 'KL(N(mu, sigma^2) || N(m, S)): divergence of the latent Gaussian from '
-                        'the ID aggregate posterior fitted on training frames',
-        'mahalanobis': 'Gaussian divergence (squared Mahalanobis distance) of the encoder\'s '
-                       'summary vector from its ID distribution fitted on training frames',
-    }.get(kind, kind) + '; higher = more OOD'
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        outputs = ['mu', 'logvar'] + (['features'] if arch.get('feature_taps') else [])
+        if onnx_file is not None:
+            shutil.copyfile(onnx_file, tmp / 'encoder.onnx')
+        else:
+            export_onnx(encoder, pre.width, tmp / 'encoder.onnx', outputs)
+        graph = {'file': 'encoder.onnx', 'input': 'image', 'outputs': outputs}
+        if onnx_file is None:   # a quantized graph no longer matches the torch weights
+            save_file({k: v.contiguous() for k, v in encoder.state_dict().items()},
+                      str(tmp / 'encoder.safetensors'))
+            graph['torch'] = {'file': 'encoder.safetensors',
+                              'architecture': dict(arch, type='vae_encoder')}
+        manifest = {'name': name, 'description': description, 'detector': {'family': 'vae'},
+                    'graphs': {'detector': graph}, 'preprocessing': pre.to_dict(),
+                    'provenance': prov or {}, 'metrics': metrics or {}}
+        if decision:
+            manifest['decision'] = decision
+        bundle = ModelBundle.draft(tmp, manifest, head or KLPriorHead())
+        calibrate(bundle, calib_images, calib_source)
+        if id_paths:
+            tune_bundle(bundle, id_paths)
+        save_bundle(bundle, out, force=force)
+    return Path(out)
 
 
 class _Reader:
@@ -206,43 +185,52 @@ def convert_fp16(src: Path, dst: Path) -> Path:
 
 
 def quantize_bundle(src: Path, dst: Path, precision: str, ptq_images: np.ndarray | None = None,
-                    calib_images: np.ndarray | None = None, calib_source: str = '') -> Path:
+                    calib_images: np.ndarray | None = None, calib_source: str = '',
+                    force: bool = False) -> Path:
     """A quantized copy of a vae-family bundle: int8 (static PTQ on `ptq_images`, ID frames) or
     fp16.  The torch twin is dropped (it no longer matches the graph), the fitted head and the
-    decision settings travel unchanged, and the calibration scores are recomputed through the
-    new graph (on `calib_images`; without them the source's are kept: only for fp16)."""
+    decision settings travel unchanged, and the calibration scores and self-test are recomputed
+    through the new graph (on `calib_images`; without them the source's are kept: fp16 only)."""
     src, dst = Path(src), Path(dst)
     bundle = load_bundle(src)
     if bundle.family != 'vae':
         raise ValueError(f'{src}: only vae-family bundles can be quantized here')
-    if precision == 'int8' and ptq_images is None:
-        raise ValueError('int8 needs ID frames for the static calibration')
-    dst.mkdir(parents=True, exist_ok=True)
-    graph = bundle.graphs['detector']
-    out_graph = dst / graph.path.name
-    if precision == 'int8':
-        quantize_int8(graph.path, out_graph, ptq_images, bundle.preprocessing)
-    elif precision == 'fp16':
-        convert_fp16(graph.path, out_graph)
-    else:
+    if precision not in ('int8', 'fp16'):
         raise ValueError(f"precision must be 'int8' or 'fp16', got {precision!r}")
-    manifest = json.loads((src / 'bundle.json').read_text())
-    manifest['name'] = f"{manifest['name']}_{precision}"
-    manifest['description'] = f"{manifest.get('description', '')} ({precision})".strip()
-    manifest['graphs']['detector'].pop('torch', None)
-    prov = dict(manifest.get('provenance', {}))
-    prov['recipe'] = list(prov.get('recipe', [])) + [
-        'int8 static PTQ (QDQ, per-channel weights; score inputs kept float)'
-        if precision == 'int8' else 'fp16 (fp32 inputs/outputs)']
-    prov['quantized_from'] = {'bundle': manifest['name'][:-len(precision) - 1],
-                              'sha256': graph.sha256}
-    manifest['provenance'] = prov
-    manifest['metrics'] = {}  # measured again on the new graph, not inherited
-    write_bundle(dst, manifest)
-    if calib_images is not None:
-        calibrate(dst, calib_images, calib_source)
-    elif precision == 'int8':
-        raise ValueError('int8 changes the scores: pass calibration frames')
+    if precision == 'int8' and (ptq_images is None or calib_images is None):
+        raise ValueError('int8 changes the scores: it needs ID frames for the static '
+                         'calibration and held-out ID frames for the p-values')
+    graph = bundle.graphs['detector']
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        plain = tmp / 'source.onnx'
+        plain.write_bytes(graph.read())
+        out_graph = tmp / graph.path.name
+        if precision == 'int8':
+            quantize_int8(plain, out_graph, ptq_images, bundle.preprocessing)
+        else:
+            convert_fp16(plain, out_graph)
+        plain.unlink()
+        manifest = json.loads(json.dumps(bundle.manifest))
+        manifest['name'] = f'{bundle.name}_{precision}'
+        manifest['description'] = f"{manifest.get('description', '')} ({precision})".strip()
+        manifest['graphs']['detector'].pop('torch', None)
+        prov = dict(manifest.get('provenance', {}))
+        prov['recipe'] = list(prov.get('recipe', [])) + [
+            'int8 static PTQ (QDQ, per-channel weights; score inputs kept float)'
+            if precision == 'int8' else 'fp16 (fp32 inputs/outputs)']
+        prov['quantized_from'] = {'bundle': bundle.name, 'sha256': graph.sha256}
+        manifest['provenance'] = prov
+        manifest['metrics'] = {}  # measured again on the new graph, not inherited
+        new = ModelBundle.draft(tmp, manifest, bundle.head)
+        if calib_images is not None:
+            calibrate(new, calib_images, calib_source)
+        else:
+            from ..detectors import build_detector
+            new.calibration_scores = bundle.calibration_scores
+            new.manifest['self_test']['scores'] = [
+                float(s) for s in build_detector(new).known_answers()]
+        save_bundle(new, dst, force=force)
     return dst
 
 
@@ -259,6 +247,7 @@ def quantize_main(argv=None) -> int:
     ap.add_argument('--fit', nargs='*', default=[], help='ID recordings for the int8 calibration')
     ap.add_argument('--calib', nargs='*', default=[], help='held-out ID recordings for p-values')
     ap.add_argument('--fit-stride', type=int, default=10, help='use every k-th fit frame')
+    ap.add_argument('--force', action='store_true', help='replace an existing bundle at --out')
     a = ap.parse_args(argv)
     fit, calib = list(a.fit), list(a.calib)
     if a.dataset:
@@ -273,6 +262,6 @@ def quantize_main(argv=None) -> int:
     ptq = load_frames(fit, pre, stride=a.fit_stride).images if fit else None
     cal = load_frames(calib, pre).images
     out = quantize_bundle(resolve_bundle_path(a.model), a.out, a.precision, ptq, cal,
-                          ', '.join(Path(p).name for p in calib))
+                          ', '.join(Path(p).name for p in calib), force=a.force)
     print(f'wrote {out} ({a.precision})')
     return 0

@@ -37,7 +37,7 @@ def longest_run(mask) -> int:
 def main(model: str) -> None:
     bundle = load_bundle(model)
     det, pre = build_detector(bundle), bundle.preprocessing
-    output = bundle.head.get('output', 'features')
+    output = 'features'   # the encoder's first-block statistics
 
     def features(paths, stride=1):
         fs = load_frames(paths, pre, stride=stride, progress=False)
