@@ -23,8 +23,9 @@ from ..decision import DecisionConfig
 from ..detectors import build_detector
 from ..parameters import DECISION_KEYS, defaults
 from ..preprocess import Preprocessing
-from .frames import dataset_recordings, load_frames
+from .frames import load_frames
 from .metrics import ColourStatsReference, frame_metrics, sequence_metrics
+from .recording_sets import add_recording_args, recording_sets, require
 
 REFERENCE_PRE = Preprocessing(width=224, height=224, interpolation='area')
 
@@ -175,23 +176,11 @@ def record_metrics(r: dict, dataset: str, split: str, reference: dict | None) ->
     write_bundle(path, m)
 
 
-def resolve_dataset(root: Path, split: str) -> dict:
-    return {'fit': dataset_recordings(root, 'train', roles=('id',), shifts=()),
-            'calib': dataset_recordings(root, 'calib', roles=('id',), shifts=()),
-            'id': dataset_recordings(root, split, roles=('id', 'id_newmap'), shifts=()),
-            'ood': [p for p in dataset_recordings(root, split)
-                    if p not in dataset_recordings(root, split, shifts=())]}
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog='leanood evaluate', description=__doc__.splitlines()[0])
     ap.add_argument('--model', action='append', default=[], help='bundle (repeatable)')
-    ap.add_argument('--dataset', type=Path, help='a built dataset (bags/ with index.json)')
-    ap.add_argument('--split', default='test')
-    ap.add_argument('--fit', nargs='*', default=[], help='ID recordings to fit the reference')
-    ap.add_argument('--calib', nargs='*', default=[], help='ID recordings to calibrate it')
-    ap.add_argument('--id', nargs='*', default=[], help='ID recordings')
-    ap.add_argument('--ood', nargs='*', default=[], help='OOD recordings (labelled or not)')
+    add_recording_args(ap)
+    ap.add_argument('--split', default='test', help='--dataset split to judge (fit/calib: train/calib)')
     ap.add_argument('--no-reference', action='store_true')
     ap.add_argument('--stride', type=int, default=1, help='use every k-th frame')
     ap.add_argument('--json', help='write the full results as JSON here (- for stdout)')
@@ -202,12 +191,8 @@ def main(argv=None) -> int:
     ap.add_argument('--record', action='store_true',
                     help="store the summary in each bundle's metrics (and model card)")
     a = ap.parse_args(argv)
-    sets = {'fit': a.fit, 'calib': a.calib, 'id': a.id, 'ood': a.ood}
-    if a.dataset:
-        for k, v in resolve_dataset(a.dataset, a.split).items():
-            sets[k] = sets[k] or v
-    if not sets['id'] or not sets['ood']:
-        ap.error('need ID and OOD recordings (--id/--ood or --dataset)')
+    sets = recording_sets(a, ap)
+    require(ap, sets, 'id', 'ood')
     overrides = {'alpha': a.alpha, 'cusum_threshold': a.cusum_threshold,
                  'cusum_drift': a.cusum_drift, 'fusion': a.fusion}
     results = [evaluate_bundle(m, sets['id'], sets['ood'], overrides, a.stride) for m in a.model]
