@@ -126,3 +126,18 @@ def test_dataset_without_index_is_an_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         recording_sets(ap.parse_args(['--dataset', str(tmp_path)]), ap)
     assert 'no index.json' in capsys.readouterr().err
+
+
+def test_labels_must_fit_the_role(tmp_path):
+    normal = make_bag(tmp_path / 'normal')
+    shifted = tmp_path / 'shifted'
+    with BagWriter(shifted) as w:
+        for i, label in enumerate(['in_distribution', 'rain', 'rain']):
+            w.write(frame(i), 10**9 + i * 10**8, label)
+    unlabelled = make_folder(tmp_path / 'unlabelled')
+    assert expand([normal, unlabelled], 'calib') == [normal, unlabelled]
+    assert expand([shifted, unlabelled], 'ood') == [shifted, unlabelled]
+    with pytest.raises(RecordingError, match=r'--fit .*shifted: 2 frames are labelled OOD \(rain\)'):
+        expand([shifted], 'fit')
+    with pytest.raises(RecordingError, match=r'--ood .*normal: every labelled frame is in_distri'):
+        expand([normal], 'ood')

@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..data.recordings import IMAGE_SUFFIXES, VIDEO_SUFFIXES, RecordingError, open_recording
+from ..data.recordings import (IMAGE_SUFFIXES, IN_DISTRIBUTION, VIDEO_SUFFIXES, RecordingError,
+                               open_recording)
 
 ROLES = ('fit', 'calib', 'id', 'ood')
+ID_ROLES = ('fit', 'calib', 'id')
 ROLE_HELP = {
     'fit': 'ID recordings to fit the statistics on',
     'calib': 'ID recordings held out from fitting (calibration scores)',
@@ -50,7 +52,8 @@ def is_recording(path: Path) -> bool:
 
 def expand(paths, role: str = 'recordings', check: bool = True) -> list:
     """Recording paths from the given paths; a folder that is no recording is expanded one level.
-    check: open every recording once so that a broken one fails now, not half-way through."""
+    check: open every recording once (check_recording) so that a broken or mislabelled one fails
+    now, not half-way through a long run."""
     out = []
     for p in map(Path, paths):
         if not p.exists():
@@ -70,12 +73,28 @@ def expand(paths, role: str = 'recordings', check: bool = True) -> list:
             if check:
                 try:
                     with open_recording(f) as rec:
-                        if len(rec) == 0:
-                            raise RecordingError(f'{f}: recording has no frames')
+                        check_recording(rec, role)
                 except RecordingError as exc:
                     raise RecordingError(f'--{role} {exc}') from exc
         out += found
     return out
+
+
+def check_recording(rec, role: str) -> None:
+    """A recording fits its role: it has frames; ID roles hold no frame labelled OOD; a labelled
+    --ood recording has at least one OOD frame."""
+    if len(rec) == 0:
+        raise RecordingError(f'{rec.path}: recording has no frames')
+    labels = rec.label_counts()
+    shifted = {k: n for k, n in labels.items() if k != IN_DISTRIBUTION}
+    if role in ID_ROLES and shifted:
+        raise RecordingError(
+            f'{rec.path}: {sum(shifted.values())} frames are labelled OOD '
+            f'({", ".join(sorted(shifted))}); --{role} takes normal recordings only '
+            '(give it to --ood)')
+    if role == 'ood' and labels and not shifted:
+        raise RecordingError(f'{rec.path}: every labelled frame is in_distribution; '
+                             'a normal recording belongs to --id')
 
 
 def resolve_dataset(root, split: str = 'val') -> dict:
