@@ -11,8 +11,11 @@ per-frame labels, and derives the shifted sequences:
   bags/val|test/<shift>__<seq>     first half ID, then <shift> (albumentations) to the end
   bags/val|test/domainrand__<seq>  ID frames of the same map, then domain-randomised renders
   bags/index.json                  every recording: split, role, shift, onset frame, frames
+                                   (schema: docs/dataset.md)
 
     leanood dataset build [--raw data/duckietown/raw] [--out data/duckietown/bags]
+    leanood dataset build --plan benchmarks/adapt/plan.json --raw data/newcam/raw --out data/newcam/bags
+                                      # an explicit plan: one recording per entry, bags/<name>
     leanood dataset sample            # the small committed sample recording
 """
 from __future__ import annotations
