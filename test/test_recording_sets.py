@@ -1,6 +1,7 @@
 """--fit/--calib/--id/--ood and --dataset: the one way every tool takes recordings."""
 import argparse
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -126,6 +127,16 @@ def test_dataset_without_index_is_an_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         recording_sets(ap.parse_args(['--dataset', str(tmp_path)]), ap)
     assert 'no index.json' in capsys.readouterr().err
+
+
+def test_dataset_split_and_recordings_are_checked(tmp_path):
+    root = tmp_path / 'bags'
+    write_dataset(root)
+    with pytest.raises(RecordingError, match=r"no split 'tset' \(splits: calib, test, train, val\)"):
+        resolve_dataset(root, 'tset')
+    shutil.rmtree(root / 'val/v')
+    with pytest.raises(RecordingError, match=r'lists 1 recordings that are not there \(val/v,'):
+        resolve_dataset(root, 'test')
 
 
 def test_labels_must_fit_the_role(tmp_path):

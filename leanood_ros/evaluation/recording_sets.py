@@ -106,6 +106,14 @@ def resolve_dataset(root, split: str = 'val') -> dict:
     if not (root / 'index.json').is_file():
         raise RecordingError(f'--dataset {root}: no index.json (build one with '
                              '`leanood dataset build`, see docs/dataset.md)')
+    index = json.loads((root / 'index.json').read_text())
+    splits = sorted({info['split'] for info in index.values()})
+    if split not in splits:
+        raise RecordingError(f'--dataset {root}: no split {split!r} (splits: {", ".join(splits)})')
+    missing = [rel for rel in sorted(index) if not (root / rel).exists()]
+    if missing:
+        raise RecordingError(f'--dataset {root}: index.json lists {len(missing)} recordings that '
+                             f'are not there ({missing[0]}, ...): rebuild it')
     pure = set(dataset_recordings(root, split, shifts=()))
     return {'fit': dataset_recordings(root, 'train', roles=('id',), shifts=()),
             'calib': dataset_recordings(root, 'calib', roles=('id',), shifts=())
