@@ -8,7 +8,8 @@ from bundle_factory import id_frame, ood_frame
 from leanood_ros.data.bag_writer import BagWriter
 from leanood_ros.evaluation import evaluate
 from leanood_ros.evaluation.metrics import fpr_at_tpr, sequence_metrics
-from leanood_ros.decision import DecisionConfig
+from leanood_ros.bundle import load_bundle
+from leanood_ros.decision import ConformalPValues, DecisionConfig
 
 
 def write(path, kinds, seed):
@@ -53,3 +54,89 @@ def test_metrics_match_hand_computed_values():
                             np.r_[np.zeros(10, bool), np.ones(10, bool)],
                             np.linspace(-1, 1, 100), DecisionConfig(fusion='none'))
     assert m['onset'] == 10 and m['delay'] == 0 and m['false_alarm_episodes'] == 0
+
+
+def _args(recordings, **extra):
+    args = []
+    for k in ('fit', 'calib', 'id', 'ood'):
+        if recordings.get(k):
+            args += [f'--{k}', *map(str, recordings[k])]
+    for k, v in extra.items():
+        args += [f'--{k}', *([str(v)] if v is not True else [])]
+    return args
+
+
+def test_json_holds_every_frame_and_timelines_show_each_sequence(recordings, tiny_bundle,
+                                                                 tmp_path):
+    out, plots = tmp_path / 'r.json', tmp_path / 'plots'
+    assert evaluate.main(['--model', str(tiny_bundle)]
+                         + _args(recordings, json=out, timeline=plots, roc=tmp_path / 'roc.png')) == 0
+    det = next(r for r in json.loads(out.read_text())['results'] if r['name'] == 'tiny_test_vae')
+    seq = det['per_set']['magenta']['per_sequence']['shift']
+    assert len(seq['score']) == len(seq['alarm']) == len(seq['ood']) == 40
+    assert seq['ood'] == [0] * 20 + [1] * 20
+    assert seq['alarm'][20 + seq['delay']] == 1 and not any(seq['alarm'][:20])
+    calibration = load_bundle(tiny_bundle).calibration_scores
+    assert det['frame_threshold'] == ConformalPValues(calibration).threshold(
+        det['decision']['alpha'])
+    assert np.mean(np.array(seq['score'][20:]) > det['frame_threshold']) > 0.5
+    assert sorted(p.name for p in plots.iterdir()) == ['id.png', 'shift.png']
+    assert (tmp_path / 'roc.png').stat().st_size > 1000
+
+
+def test_without_fit_the_reference_is_skipped_with_a_note(recordings, tiny_bundle, capsys):
+    recordings = dict(recordings, fit=[], calib=[])
+    assert evaluate.main(['--model', str(tiny_bundle)] + _args(recordings)) == 0
+    cap = capsys.readouterr()
+    assert 'colour-statistics reference is not scored' in cap.err
+    assert 'tiny_test_vae' in cap.out and 'colour_stats_reference' not in cap.out
+
+
+def _folder(path, kinds, seed):
+    import cv2
+    rng = np.random.default_rng(seed)
+    path.mkdir()
+    for i, k in enumerate(kinds):
+        cv2.imwrite(str(path / f'{i:03d}.png'), id_frame(rng) if k == 'id' else ood_frame(rng))
+    (path / 'labels.csv').write_text('frame,ood\n' + ''.join(
+        f'{i:03d}.png,{int(k == "ood")}\n' for i, k in enumerate(kinds)))
+    return path
+
+
+def test_labels_without_shift_names_group_by_recording(recordings, tiny_bundle, tmp_path, capsys):
+    shifted = tmp_path / 'my_shifts'
+    shifted.mkdir()
+    for n, name in enumerate(('tunnel', 'wet_lens')):
+        _folder(shifted / name, ['id'] * 10 + ['ood'] * 15, 10 + n)
+    out = tmp_path / 'r.json'
+    assert evaluate.main(['--model', str(tiny_bundle), '--no-reference', '--json', str(out),
+                          '--id', *map(str, recordings['id']), '--ood', str(shifted)]) == 0
+    per_set = json.loads(out.read_text())['results'][0]['per_set']
+    assert sorted(per_set) == ['tunnel', 'wet_lens']
+    assert all(m['n_ood'] == 15 and m['sequences'] == 1 for m in per_set.values())
+
+
+def test_every_argument_is_checked_before_scoring(recordings, tiny_bundle, tmp_path, monkeypatch,
+                                                  capsys):
+    def must_not_score(*a, **k):
+        raise AssertionError('scored before the arguments were checked')
+    monkeypatch.setattr(evaluate, 'evaluate_scorer', must_not_score)
+    (tmp_path / 'empty').mkdir()
+    mislabelled = recordings['ood'][0]
+    cases = [
+        (['--model', str(tiny_bundle), '--model', 'no_such_model'], {},
+         '--model no_such_model: model bundle'),
+        (['--model', str(tiny_bundle)], {'ood': [tmp_path / 'missing']},
+         'missing: no such file or folder'),
+        (['--model', str(tiny_bundle)], {'id': [tmp_path / 'empty']}, 'no recordings in this folder'),
+        (['--model', str(tiny_bundle)], {'id': [mislabelled]}, 'frames are labelled OOD'),
+        (['--model', str(tiny_bundle), '--alpha', '2'], {}, 'alpha must be in (0, 1)'),
+        (['--model', str(tiny_bundle), '--json', str(tmp_path / 'nodir' / 'r.json')], {},
+         'does not exist'),
+    ]
+    for extra, replace, message in cases:
+        with pytest.raises(SystemExit) as info:
+            evaluate.main(extra + _args(dict(recordings, **replace)))
+        assert info.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith('leanood evaluate: error:') and message in err[-1], err

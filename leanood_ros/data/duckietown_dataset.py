@@ -11,8 +11,11 @@ per-frame labels, and derives the shifted sequences:
   bags/val|test/<shift>__<seq>     first half ID, then <shift> (albumentations) to the end
   bags/val|test/domainrand__<seq>  ID frames of the same map, then domain-randomised renders
   bags/index.json                  every recording: split, role, shift, onset frame, frames
+                                   (schema: docs/dataset.md)
 
     leanood dataset build [--raw data/duckietown/raw] [--out data/duckietown/bags]
+    leanood dataset build --plan benchmarks/adapt/plan.json --raw data/newcam/raw --out data/newcam/bags
+                                      # an explicit plan: one recording per entry, bags/<name>
     leanood dataset sample            # the small committed sample recording
 """
 from __future__ import annotations
@@ -56,7 +59,8 @@ def _fps(seq_dir: Path) -> float:
     return float(json.loads(meta.read_text()).get('fps', 15)) if meta.is_file() else 15.0
 
 
-def write_sequence(out: Path, parts: list, fps: float, seed: int = 0) -> dict:
+def write_sequence(out: Path, parts: list, fps: float, seed: int = 0,
+                   jpeg_quality: int = JPEG_QUALITY) -> dict:
     """parts: [(png files, label, shift name or None)] written back to back as one recording."""
     if (out / 'metadata.yaml').is_file():
         return {}
@@ -65,7 +69,7 @@ def write_sequence(out: Path, parts: list, fps: float, seed: int = 0) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     period_ns = int(round(1e9 / fps))
     i, onset = 0, None
-    with BagWriter(out, jpeg_quality=JPEG_QUALITY) as w:
+    with BagWriter(out, jpeg_quality=jpeg_quality) as w:
         for files, label, shift_name in parts:
             shift = Shift(shift_name, seed) if shift_name else None
             if label != IN_DISTRIBUTION and onset is None:
@@ -80,6 +84,8 @@ def write_sequence(out: Path, parts: list, fps: float, seed: int = 0) -> dict:
 def build(raw: Path, out: Path, plan_path: Path = PLAN, shifts=SHIFTS) -> dict:
     from tqdm import tqdm
     plan = json.loads(plan_path.read_text())
+    if plan.get('kind') == 'explicit':
+        return build_explicit(raw, out, plan)
     seqs = {s['name']: s for s in plan['sequences']}
     jobs = []  # (split, name, role, shift, parts, fps)
     for s in seqs.values():
@@ -118,6 +124,41 @@ def build(raw: Path, out: Path, plan_path: Path = PLAN, shifts=SHIFTS) -> dict:
             index[f'{split}/{name}'] = {'split': split, 'role': role, 'shift': shift,
                                         'map': seqs.get(name.split('__')[-1], {}).get('map'),
                                         **info}
+            index_path.write_text(json.dumps(index, indent=1, sort_keys=True))
+    return index
+
+
+def build_explicit(raw: Path, out: Path, plan: dict) -> dict:
+    """A plan whose every entry says what it is (benchmarks/adapt/plan.json): one recording per
+    entry at `out/<name>`, ID up to `onset`, then `shift` (a data/shifts.py name, applied to the
+    frames; or `domainrand`: the lead-in comes from the plain render `lead_in` of the same route).
+    Entries with role `lead_in` are only the source of such lead-ins."""
+    from tqdm import tqdm
+    quality = int(plan.get('jpeg_quality', JPEG_QUALITY))
+    defaults = plan.get('defaults', {})
+    index_path = out / 'index.json'
+    index = json.loads(index_path.read_text()) if index_path.is_file() else {}
+    for s in tqdm([s for s in plan['sequences'] if s['role'] != 'lead_in'],
+                  desc='recordings', unit='rec'):
+        d = raw / s['name']
+        shift, onset = s.get('shift'), s.get('onset')
+        files = _frames(d)
+        if shift is None:
+            parts = [(files, IN_DISTRIBUTION, None)]
+        elif shift == DOMAINRAND:
+            parts = [(_frames(raw / s['lead_in'])[:onset], IN_DISTRIBUTION, None),
+                     (files[onset:], DOMAINRAND, None)]
+        else:
+            parts = [(files[:onset], IN_DISTRIBUTION, None), (files[onset:], shift, shift)]
+        info = write_sequence(out / s['name'], parts, _fps(d), seed=zlib.crc32(s['name'].encode()),
+                              jpeg_quality=quality)
+        if info:
+            index[s['name']] = {
+                'split': s['split'], 'role': s['role'], 'shift': shift, 'map': s['map'],
+                'place': s.get('place', s['map']), 'use': s.get('use'), 'seed': s['seed'],
+                'camera': {'width': s.get('width', defaults.get('width')),
+                           'height': s.get('height', defaults.get('height')),
+                           'jpeg_quality': quality}, **info}
             index_path.write_text(json.dumps(index, indent=1, sort_keys=True))
     return index
 

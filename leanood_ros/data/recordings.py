@@ -12,12 +12,14 @@ Sources:
   optionally `shift` columns (frame = file name or index).
 - a video file (OpenCV), with an optional `<video>.labels.csv` beside it, indexed by frame number.
 
-A label is None when unknown, 'in_distribution' for ID frames, or a shift name.
+A label is None when unknown, 'in_distribution' for ID frames, or a shift name ('ood' when a
+labels.csv has no shift column).
 Bad input (missing path or topic, unreadable file, wrong format) raises RecordingError.
 """
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,7 @@ import numpy as np
 from ..image_conversion import DecodedImage, FrameError, decode_compressed, decode_raw
 
 IN_DISTRIBUTION = 'in_distribution'
+UNNAMED_SHIFT = 'ood'   # an OOD frame whose labels say no shift name
 LABEL_TOPIC = '/leanood/label'
 DEFAULT_TOPIC = '/camera/image_raw'
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
@@ -54,12 +57,18 @@ class Recording:
     """Base class: iterable of Frames, usable as a context manager."""
 
     path: Path
+    _labels: dict   # frame key (index or bag timestamp) -> label
 
     def __iter__(self):
         raise NotImplementedError
 
     def __len__(self) -> int:
         raise NotImplementedError
+
+    def label_counts(self) -> Counter:
+        """How many frames carry each label (empty when the recording is unlabelled); read
+        without decoding a frame."""
+        return Counter(self._labels.values())
 
     def __enter__(self):
         return self
@@ -170,7 +179,7 @@ def read_labels_csv(path: Path, names: list | None = None) -> dict:
                 if ood not in ('0', '1', 'true', 'false'):
                     raise RecordingError(f'{path}:{row_no}: ood must be 0/1, got {row["ood"]!r}')
                 is_ood = ood in ('1', 'true')
-                labels[idx] = ((row.get('shift') or 'ood').strip() if is_ood
+                labels[idx] = ((row.get('shift') or UNNAMED_SHIFT).strip() if is_ood
                                else IN_DISTRIBUTION)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise RecordingError(f'{path}: cannot read labels: {exc}') from exc

@@ -34,18 +34,24 @@ def run_sequence(scores, calibration, config: DecisionConfig) -> tuple:
 def sequence_metrics(scores, is_ood, calibration, config: DecisionConfig) -> dict:
     """Detection delay (frames after the first OOD frame) and false alarms before it."""
     safe, fused = run_sequence(scores, calibration, config)
+    return alarm_metrics(safe, is_ood), fused
+
+
+def alarm_metrics(safe, is_ood) -> dict:
+    """The temporal metrics of one recording from its per-frame verdicts and OOD labels."""
+    safe, is_ood = np.asarray(safe, bool), np.asarray(is_ood, bool)
     onset = int(np.argmax(is_ood)) if np.any(is_ood) else None
     before = safe if onset is None else safe[:onset]
     # an alarm episode = a switch from safe to unsafe (the very first frame counts if unsafe)
     episodes = int(np.sum(np.diff(np.r_[1, before.astype(int)]) == -1))
-    result = {'frames': int(len(scores)), 'false_alarm_episodes': episodes,
+    result = {'frames': int(len(safe)), 'false_alarm_episodes': episodes,
               'false_alarm_frames': int(np.sum(~before)), 'onset': onset}
     if onset is not None:
         hits = np.flatnonzero(~safe[onset:])
         result['delay'] = int(hits[0]) if hits.size else None
         result['detected'] = bool(hits.size)
         result['flagged_fraction_after_onset'] = float(np.mean(~safe[onset:]))
-    return result, fused
+    return result
 
 
 class ColourStatsReference:

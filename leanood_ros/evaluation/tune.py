@@ -111,16 +111,13 @@ def main(argv=None) -> int:
     """`leanood tune`: recommended decision settings of a bundle, from ID recordings only."""
     import argparse
     import json
-    from pathlib import Path
-    from .evaluate import resolve_dataset
+    from .recording_sets import add_recording_args, recording_sets, require
     ap = argparse.ArgumentParser(prog='leanood tune', description=main.__doc__)
     ap.add_argument('--model', required=True)
-    ap.add_argument('--id', nargs='*', default=[], help='held-out ID recordings')
-    ap.add_argument('--dataset', type=Path, help='use the validation split\'s ID recordings')
+    add_recording_args(ap, roles=('id',))
     ap.add_argument('--margin', type=float, default=1.5)
     a = ap.parse_args(argv)
-    ids = a.id or (resolve_dataset(a.dataset, 'val')['id'] if a.dataset else [])
-    if not ids:
-        ap.error('need --id recordings or --dataset')
-    print(json.dumps(retune(a.model, ids, margin=a.margin), indent=1))
+    sets = recording_sets(a, ap, split='val')   # --dataset: the validation split's ID
+    require(ap, sets, 'id', why='(held-out ID sequences to stay quiet on)')
+    print(json.dumps(retune(a.model, sets['id'], margin=a.margin), indent=1))
     return 0

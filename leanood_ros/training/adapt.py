@@ -87,6 +87,11 @@ def adapt_bundle(src, out, fit_paths, calib_paths=(), id_paths=(), mode: str = '
         raise AdaptError(f'mode must be one of {MODES}')
     bundle = load_bundle(src)
     out = Path(out)
+    if out.exists() and not force:     # say so now, not after minutes of work
+        raise AdaptError(f'{out} exists: ' + ('pass --force to replace this bundle'
+                                              if (out / 'bundle.json').is_file() else
+                                              'choose another --out (it is not a bundle and is '
+                                              'never deleted)'))
     fit_paths, calib_paths, id_paths = list(fit_paths), list(calib_paths), list(id_paths)
     if not calib_paths:
         fit_paths, calib_paths = split_by_recording(fit_paths)
@@ -161,7 +166,8 @@ def adapt_bundle(src, out, fit_paths, calib_paths=(), id_paths=(), mode: str = '
         calibrate(new, cal.images, ', '.join(Path(p).name for p in calib_paths), detector=det)
         tune_bundle(new, id_paths, detector=det)
         save_bundle(new, out, force=force)
-    summary.update(out=str(out), calibration_frames=len(cal), decision=new.manifest['decision'])
+    summary.update(out=str(out), calibration_frames=len(cal), decision=new.manifest['decision'],
+                   calib_recordings=[str(p) for p in calib_paths])
     return summary
 
 
@@ -199,19 +205,20 @@ def main(argv=None) -> int:
     ap.add_argument('--max-bank', type=int, help="memory-bank size limit (default: the head's)")
     ap.add_argument('--force', action='store_true', help='replace an existing bundle at --out')
     a = ap.parse_args(argv)
+    sets = recording_sets(a, parser=ap)
+    if not sets['fit']:
+        ap.error('need --fit: normal recordings of the new robot/place')
     try:
-        sets = recording_sets(a)
-        if not sets['fit']:
-            ap.error('need --fit: normal recordings of the new robot/place')
         check_recordings(sets['fit'], sets['calib'], sets['id'], sets['ood'])
-        if a.ood and not (sets['id'] or sets['calib']):
-            ap.error('--ood needs normal recordings to compare with (--id)')
         src = str(resolve_bundle_path(a.model))
         s = adapt_bundle(src, a.out, sets['fit'], sets['calib'], sets['id'],
                          fit_stride=a.fit_stride, force=a.force, max_bank=a.max_bank)
         print(json.dumps(s, indent=1))
         if sets['ood']:
-            ids = sets['id'] or split_by_recording(sets['fit'])[1]
+            ids = sets['id'] or s['calib_recordings']
+            if not sets['id']:
+                print('(no --id: normal sequences judged = the calibration recordings; give '
+                      'held-out ones with --id for an unbiased false-alarm count)')
             print(before_after(src, str(a.out), ids, sets['ood']))
     except (AdaptError, BundleError, FileNotFoundError) as exc:
         print(f'leanood adapt: error: {exc}', file=sys.stderr)

@@ -162,11 +162,11 @@ def measure_latencies(graphs: dict, threads: int = 1, rounds: int = 5, per_round
 
 
 # -- the methodology --------------------------------------------------------------------------
-def run(teacher_dir: Path, dataset: Path, out: Path, budget: float = 0.02, threads: int = 1,
+def run(teacher_dir: Path, sets: dict, out: Path, budget: float = 0.02, threads: int = 1,
         distill_epochs: int = 30, finetune_epochs: int = 8, stride_eval: int = 2,
         score: str = 'auto', fit_stride: int = 3) -> dict:
     from safetensors.torch import load_file
-    from ..evaluation.evaluate import evaluate_bundle, resolve_dataset
+    from ..evaluation.evaluate import evaluate_bundle
     from ..evaluation.frames import load_frames
     from ..evaluation.graph_stats import graph_macs
     from ..bundle import load_bundle
@@ -176,8 +176,7 @@ def run(teacher_dir: Path, dataset: Path, out: Path, budget: float = 0.02, threa
     cfg = json.loads((teacher_dir / 'config.json').read_text())
     teacher = encoder_from_state(cfg['arch'], load_file(str(teacher_dir / 'encoder.safetensors')))
     t_size = cfg['arch']['input_size']
-    sets = resolve_dataset(dataset, 'val')
-    cal_paths = sets['calib'] + [p for p in sets['id'] if 'newmap' in p.name]
+    cal_paths = sets['calib']
 
     def frames(paths, size, stride=1, interpolation='area'):
         return load_frames(paths, vae_preprocessing(size, interpolation), stride=stride)
@@ -381,9 +380,10 @@ def install(report: dict, models: Path, keep=()) -> None:
 
 
 def main(argv=None) -> int:
+    from ..evaluation.recording_sets import add_recording_args, recording_sets, require
     ap = argparse.ArgumentParser(prog='leanood compress', description=__doc__.splitlines()[0])
     ap.add_argument('--teacher', type=Path, required=True, help='train-vae output folder')
-    ap.add_argument('--dataset', type=Path, required=True)
+    add_recording_args(ap)
     ap.add_argument('--out', type=Path, default=Path('runs/compress'))
     ap.add_argument('--budget', type=float, default=0.02, help='AUROC points below baseline')
     ap.add_argument('--score', default='auto', choices=('auto',) + SCORES)
@@ -394,7 +394,9 @@ def main(argv=None) -> int:
     ap.add_argument('--install', type=Path, help='models/ folder to copy the results into')
     ap.add_argument('--keep', default='', help='comma-separated extra variants to install')
     a = ap.parse_args(argv)
-    report = run(a.teacher, a.dataset, a.out, a.budget, distill_epochs=a.distill_epochs,
+    sets = recording_sets(a, ap, split='val')
+    require(ap, sets, 'fit', 'calib', 'id', 'ood', why='(ood: to measure each candidate)')
+    report = run(a.teacher, sets, a.out, a.budget, distill_epochs=a.distill_epochs,
                  finetune_epochs=a.finetune_epochs, score=a.score, fit_stride=a.fit_stride,
                  stride_eval=a.eval_stride)
     print((a.out / 'report.md').read_text())

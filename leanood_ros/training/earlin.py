@@ -253,20 +253,15 @@ def study_scores(distance: str, fit, id_val, ood_val, ood_labels) -> dict:
             'per_shift': {s: round(m['auroc'], 5) for s, m in per.items()}}
 
 
-def _sets(dataset: Path, split: str):
-    from ..evaluation.evaluate import resolve_dataset
-    return resolve_dataset(dataset, split)
-
-
-def study(dataset: Path, out: Path, backbone: str = 'efficientnet-lite0', weights=None,
+def study(sets: dict, out: Path, backbone: str = 'efficientnet-lite0', weights=None,
           interpolation: str = 'linear', fit_stride: int = 2, eval_stride: int = 1) -> dict:
-    """Layer study on the validation split: AUROC per split point, reduction and distance."""
+    """Layer study: AUROC per split point, reduction and distance.  sets: recording lists by role
+    (fit, id, ood; see evaluation/recording_sets.py)."""
     from ..evaluation.frames import load_frames
     out.mkdir(parents=True, exist_ok=True)
     stages, size = load_backbone(backbone, weights)
     model = SplitModel(stages, size)
     pre = Preprocessing(width=size, height=size, interpolation=interpolation, **LITE_PRE)
-    sets = _sets(dataset, 'val')
     fit = id_only(load_frames(sets['fit'], pre, stride=fit_stride))
     id_val = load_frames(sets['id'], pre, stride=eval_stride)
     ood_val = load_frames(sets['ood'], pre, stride=eval_stride)
@@ -364,7 +359,7 @@ def write_study_report(result: dict, out: Path) -> None:
 
 
 # -- export -----------------------------------------------------------------------------------
-def export(dataset: Path, out: Path, split: str = 'stage1', reduction: str = 'meanstd',
+def export(sets: dict, out: Path, split: str = 'stage1', reduction: str = 'meanstd',
            backbone: str = 'efficientnet-lite0', weights=None, interpolation: str = 'linear',
            fit_stride: int = 2, name: str | None = None, study_result: dict | None = None,
            taps=('stem', 'stage1'), distance: str = 'wknn', force: bool = False) -> Path:
@@ -381,7 +376,6 @@ def export(dataset: Path, out: Path, split: str = 'stage1', reduction: str = 'me
     stages, size = load_backbone(backbone, weights)
     model = SplitModel(stages, size)
     pre = Preprocessing(width=size, height=size, interpolation=interpolation, **LITE_PRE)
-    sets = _sets(dataset, 'val')
     fit = id_only(load_frames(sets['fit'], pre, stride=fit_stride))
     taps = [t for t in taps if t in model.names[:model.names.index(split) + 1]] or [split]
     n = model.names.index(split) + 1
@@ -429,8 +423,8 @@ def export(dataset: Path, out: Path, split: str = 'stage1', reduction: str = 'me
         }
         bundle = ModelBundle.draft(tmp, manifest, head)
         fit_head(bundle, fit.images)
-        # calibration: ID frames held out from fitting, including a map not used for fitting
-        cal_paths = sets['calib'] + [p for p in sets['id'] if 'newmap' in p.name]
+        # calibration: ID frames held out from fitting (recording_sets: with a held-out map)
+        cal_paths = sets['calib']
         cal = id_only(load_frames(cal_paths, pre))
         calibrate(bundle, cal.images, ', '.join(p.name for p in cal_paths))
         tune_bundle(bundle, sets['id'])      # decision settings from ID sequences only
@@ -439,11 +433,13 @@ def export(dataset: Path, out: Path, split: str = 'stage1', reduction: str = 'me
 
 
 def main(argv=None) -> int:
+    from ..evaluation.recording_sets import add_recording_args, recording_sets, require
     ap = argparse.ArgumentParser(prog='leanood earlin', description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest='cmd', required=True)
     for cmd in ('study', 'export'):
         p = sub.add_parser(cmd)
-        p.add_argument('--dataset', type=Path, required=True)
+        add_recording_args(p, roles=('fit', 'id', 'ood') if cmd == 'study'
+                           else ('fit', 'calib', 'id'))
         p.add_argument('--out', type=Path, required=True)
         p.add_argument('--backbone', default='efficientnet-lite0')
         p.add_argument('--weights', default=None)
@@ -459,13 +455,16 @@ def main(argv=None) -> int:
             p.add_argument('--study', type=Path, help='study.json to record in the bundle')
             p.add_argument('--force', action='store_true', help='replace a bundle at --out')
     a = ap.parse_args(argv)
+    sets = recording_sets(a, sub.choices[a.cmd], split='val')
+    require(sub.choices[a.cmd], sets, *(('fit', 'id', 'ood') if a.cmd == 'study'
+                                        else ('fit', 'calib', 'id')))
     torch.set_num_threads(2)
     if a.cmd == 'study':
-        r = study(a.dataset, a.out, a.backbone, a.weights, a.interpolation, a.fit_stride)
+        r = study(sets, a.out, a.backbone, a.weights, a.interpolation, a.fit_stride)
         print((a.out / 'study.md').read_text())
         return 0 if r['rows'] else 1
     sr = json.loads(a.study.read_text()) if a.study else None
-    out = export(a.dataset, a.out, a.split_at, a.reduction, a.backbone, a.weights,
+    out = export(sets, a.out, a.split_at, a.reduction, a.backbone, a.weights,
                  a.interpolation, a.fit_stride, study_result=sr and {
                      k: sr[k] for k in ('backbone', 'interpolation', 'total_macs', 'stage_macs',
                                         'rows')}, taps=tuple(a.taps.split(',')),

@@ -237,27 +237,21 @@ def quantize_bundle(src: Path, dst: Path, precision: str, ptq_images: np.ndarray
 def quantize_main(argv=None) -> int:
     """`leanood quantize`: an int8 or fp16 copy of a VAE bundle, recalibrated on ID recordings."""
     import argparse
-    from ..evaluation.evaluate import resolve_dataset
     from ..evaluation.frames import load_frames
+    from ..evaluation.recording_sets import add_recording_args, recording_sets, require
     ap = argparse.ArgumentParser(prog='leanood quantize', description=quantize_main.__doc__)
     ap.add_argument('--model', required=True, help='source bundle (name under models/ or path)')
     ap.add_argument('--out', type=Path, required=True, help='folder for the new bundle')
     ap.add_argument('--precision', choices=('int8', 'fp16'), default='int8')
-    ap.add_argument('--dataset', type=Path, help='built dataset: train (PTQ) and calib splits')
-    ap.add_argument('--fit', nargs='*', default=[], help='ID recordings for the int8 calibration')
-    ap.add_argument('--calib', nargs='*', default=[], help='held-out ID recordings for p-values')
+    add_recording_args(ap, roles=('fit', 'calib'))
     ap.add_argument('--fit-stride', type=int, default=10, help='use every k-th fit frame')
     ap.add_argument('--force', action='store_true', help='replace an existing bundle at --out')
     a = ap.parse_args(argv)
-    fit, calib = list(a.fit), list(a.calib)
-    if a.dataset:
-        sets = resolve_dataset(a.dataset, 'val')
-        fit = fit or sets['fit']
-        calib = calib or sets['calib'] + [p for p in sets['id'] if 'newmap' in p.name]
-    if not calib:
-        ap.error('need --calib ID recordings (or --dataset)')
-    if a.precision == 'int8' and not fit:
-        ap.error('int8 needs --fit ID recordings (or --dataset)')
+    sets = recording_sets(a, ap, split='val')
+    int8 = a.precision == 'int8'
+    require(ap, sets, *(('fit', 'calib') if int8 else ('calib',)),
+            why='(int8 sets its activation ranges on --fit frames)' if int8 else '')
+    fit, calib = sets['fit'], sets['calib']
     pre = load_bundle(a.model).preprocessing
     ptq = load_frames(fit, pre, stride=a.fit_stride).images if fit else None
     cal = load_frames(calib, pre).images

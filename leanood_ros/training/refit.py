@@ -33,27 +33,19 @@ def refit(src: Path, out: Path, fit_paths, calib_paths, id_paths, fit_stride: in
 
 
 def main(argv=None) -> int:
-    from ..evaluation.evaluate import resolve_dataset
+    from ..evaluation.recording_sets import add_recording_args, recording_sets, require
     ap = argparse.ArgumentParser(prog='leanood refit', description=__doc__.splitlines()[0])
     ap.add_argument('--model', required=True, help='source bundle (name under models/ or path)')
     ap.add_argument('--out', type=Path, required=True, help='folder for the refitted bundle')
-    ap.add_argument('--dataset', type=Path, help='built dataset: train, calib and val splits')
-    ap.add_argument('--fit', nargs='*', default=[], help='ID recordings to fit the statistics')
-    ap.add_argument('--calib', nargs='*', default=[], help='held-out ID recordings (p-values)')
-    ap.add_argument('--id', nargs='*', default=[], help='held-out ID sequences (decision tuning)')
+    add_recording_args(ap, roles=('fit', 'calib', 'id'))
     ap.add_argument('--fit-stride', type=int, default=1, help='use every k-th fit frame')
     ap.add_argument('--force', action='store_true', help='replace an existing bundle at --out')
     ap.add_argument('--keep-head', action='store_true',
                     help='keep the statistics; only recalibrate and retune (needs no --fit)')
     a = ap.parse_args(argv)
-    fit, calib, ids = list(a.fit), list(a.calib), list(a.id)
-    if a.dataset:
-        sets = resolve_dataset(a.dataset, 'val')
-        fit = fit or sets['fit']
-        calib = calib or sets['calib'] + [p for p in sets['id'] if 'newmap' in p.name]
-        ids = ids or sets['id']
-    if not ((fit or a.keep_head) and calib and ids):
-        ap.error('need --fit, --calib and --id ID recordings (or --dataset)')
+    sets = recording_sets(a, ap, split='val')
+    require(ap, sets, *(('calib', 'id') if a.keep_head else ('fit', 'calib', 'id')))
+    fit, calib, ids = sets['fit'], sets['calib'], sets['id']
     from ..bundle import resolve_bundle_path
     decision = refit(resolve_bundle_path(a.model), a.out, fit, calib, ids, a.fit_stride,
                      a.keep_head, a.force)

@@ -1,6 +1,6 @@
 """`leanood train-vae`: train a beta-VAE on in-distribution recordings (offline, torch).
 
-    leanood train-vae --train data/duckietown/bags/train --out runs/vae_baseline \
+    leanood train-vae --fit data/duckietown/bags/train --out runs/vae_baseline \
         [--arch baseline | --arch '{"input_size": 64, "channels": [32,32,32,32], ...}'] \
         [--epochs 12] [--batch 32] [--beta 1.4] [--seed 0] [--stride 1]
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -31,20 +30,6 @@ def vae_preprocessing(size: int, interpolation: str = 'area') -> Preprocessing:
     """VAE inputs are RGB in [0, 1] (the decoder's target is the same image)."""
     return Preprocessing(width=size, height=size, color_order='rgb', mean=(0.0, 0.0, 0.0),
                          std=(1.0, 1.0, 1.0), interpolation=interpolation)
-
-
-def recordings_under(paths) -> list:
-    """Bag directories under the given paths (a path may itself be a recording)."""
-    out = []
-    for p in map(Path, paths):
-        if (p / 'metadata.yaml').is_file() or p.is_file():
-            out.append(p)
-        else:  # (os.walk follows symlinked recordings, Path.rglob does not)
-            out += sorted(Path(root) for root, _, files in os.walk(p, followlinks=True)
-                          if 'metadata.yaml' in files)
-    if not out:
-        raise SystemExit(f'no recordings under {list(map(str, paths))}')
-    return out
 
 
 def vae_loss(recon, x, mu, logvar, beta):
@@ -153,8 +138,10 @@ def train(images: np.ndarray, arch: dict, out: Path, epochs: int = 12, batch: in
 
 def main(argv=None) -> int:
     from ..evaluation.frames import load_frames
+    from ..evaluation.recording_sets import add_recording_args, recording_sets, require
     ap = argparse.ArgumentParser(prog='leanood train-vae', description=__doc__.splitlines()[0])
-    ap.add_argument('--train', nargs='+', required=True, help='ID recordings or folders of them')
+    add_recording_args(ap, roles=('fit',))
+    ap.add_argument('--train', dest='fit', nargs='+', metavar='PATH', help='old name of --fit')
     ap.add_argument('--out', type=Path, required=True)
     ap.add_argument('--arch', default='baseline', help="'baseline' or a JSON architecture")
     ap.add_argument('--interpolation', default='area')
@@ -167,14 +154,16 @@ def main(argv=None) -> int:
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--no-resume', action='store_true')
     a = ap.parse_args(argv)
+    sets = recording_sets(a, ap, split='val')
+    require(ap, sets, 'fit')
     arch = dict(BASELINE) if a.arch == 'baseline' else dict(BASELINE, **json.loads(a.arch))
     pre = vae_preprocessing(arch['input_size'], a.interpolation)
-    frames = load_frames(recordings_under(a.train), pre, stride=a.stride)
+    frames = load_frames(sets['fit'], pre, stride=a.stride)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / 'config.json').write_text(json.dumps({'arch': arch, 'preprocessing': pre.to_dict(),
                                                    'argv': sys.argv, 'args': {k: str(v) for k, v
                                                                               in vars(a).items()},
-                                                   'train': [str(p) for p in a.train],
+                                                   'train': [str(p) for p in sets['fit']],
                                                    'frames': len(frames)}, indent=1))
     model = train(frames.images, arch, a.out, a.epochs, a.batch, a.lr, a.beta, a.seed,
                   a.threads, not a.no_resume)

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from leanood_ros.bundle import load_bundle  # noqa: E402
 from leanood_ros.detectors import build_detector  # noqa: E402
-from leanood_ros.evaluation.evaluate import resolve_dataset  # noqa: E402
+from leanood_ros.evaluation.recording_sets import resolve_dataset  # noqa: E402
 from leanood_ros.evaluation.frames import load_frames  # noqa: E402
 from leanood_ros.evaluation.metrics import frame_metrics  # noqa: E402
 from leanood_ros.training.earlin import FeatureScorer  # noqa: E402

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Build the "new camera on new places" benchmark data (issue 11, item 5) from benchmarks/adapt/plan.json:
+#
+#   benchmarks/adapt/build_data.sh             # render (one core, ~10 min), then write the bags
+#   benchmarks/adapt/build_data.sh --dry-run   # list what would be rendered
+#
+# 1. tools/duckietown/render_all.sh --plan benchmarks/adapt/plan.json -> data/newcam/raw/<sequence>/
+#    (320x240 PNG; resumable, complete sequences are skipped)
+# 2. leanood dataset build --plan ... -> data/newcam/bags/<name>/ (rosbag2 mcap, CompressedImage
+#    JPEG quality 80, labels on /leanood/label) + data/newcam/bags/index.json (docs/dataset.md).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+PY="${PYTHON:-$REPO/.venv/bin/python}"
+
+"$REPO/tools/duckietown/render_all.sh" --plan "$HERE/plan.json" "$@"
+for a in "$@"; do [[ "$a" == "--dry-run" ]] && exit 0; done
+cd "$REPO"
+"$PY" -m leanood_ros.cli dataset build --plan "$HERE/plan.json" --raw data/newcam/raw \
+    --out data/newcam/bags
