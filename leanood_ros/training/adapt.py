@@ -75,7 +75,7 @@ def _min_calibration(bundle) -> int:
 
 def adapt_bundle(src, out, fit_paths, calib_paths=(), id_paths=(), mode: str = 'extend',
                  fit_stride: int = 1, force: bool = False, max_bank: int | None = None,
-                 log=print) -> dict:
+                 log=None) -> dict:
     """Adapt `src` to the recordings and save it at `out`; returns a summary."""
     from ..bundle import ModelBundle, load_bundle, read_verified, save_bundle
     from ..calibration import calibrate, head_inputs
@@ -85,6 +85,7 @@ def adapt_bundle(src, out, fit_paths, calib_paths=(), id_paths=(), mode: str = '
     from .export import provenance
     if mode not in MODES:
         raise AdaptError(f'mode must be one of {MODES}')
+    log = log or (lambda msg: print(msg, file=sys.stderr))   # stdout stays machine-readable
     bundle = load_bundle(src)
     out = Path(out)
     if out.exists() and not force:     # say so now, not after minutes of work
