@@ -147,3 +147,23 @@ def test_cli_prints_the_before_after_table(site, tmp_path, capsys):
     assert cli.main(['adapt', '--model', str(src), '--out', str(tmp_path / 'cli'),
                      '--fit', str(rec['normal_0']), str(rec['normal_1'])]) == 2
     assert '--force' in capsys.readouterr().err
+
+
+def test_benign_camera_variants_are_mild_varied_and_reproducible():
+    from leanood_ros.data.benign import BenignCamera
+    rgb = id_frame(np.random.default_rng(3), 480, 640)
+    a = [BenignCamera(5)(rgb) for _ in range(1)] + [BenignCamera(5)(rgb)]
+    np.testing.assert_array_equal(a[0], a[1])                     # same seed, same camera
+    cam = BenignCamera(6)
+    outs = [cam(rgb) for _ in range(12)]
+    assert len({o.shape for o in outs}) >= 3                       # several resolutions
+    for o in outs:                                                 # still the same scene
+        assert np.abs(o.reshape(-1, 3).mean(0) - rgb.reshape(-1, 3).mean(0)).max() < 25
+
+
+def test_adapt_with_benign_variants_fits_and_calibrates_on_them(site, tmp_path):
+    _, src, rec = site
+    s = adapt_bundle(src, tmp_path / 'b', [rec['normal_0'], rec['normal_1']],
+                     [rec['normal_2']], benign=1, log=lambda m: None)
+    assert s['fit_frames'] == 440 and s['calibration_frames'] == 220
+    assert 'benign' in load_bundle(tmp_path / 'b').manifest['calibration']['source']

@@ -75,10 +75,13 @@ def _min_calibration(bundle) -> int:
 
 def adapt_bundle(src, out, fit_paths, calib_paths=(), id_paths=(), mode: str = 'extend',
                  fit_stride: int = 1, force: bool = False, max_bank: int | None = None,
-                 log=None) -> dict:
-    """Adapt `src` to the recordings and save it at `out`; returns a summary."""
+                 benign: int = 0, log=None) -> dict:
+    """Adapt `src` to the recordings and save it at `out`; returns a summary.  `benign` > 0 adds
+    that many benign-camera variants (data/benign.py) of every fit and calibration frame, so
+    that another resolution, JPEG quality or white balance is not a false alarm by itself."""
     from ..bundle import ModelBundle, load_bundle, read_verified, save_bundle
     from ..calibration import calibrate, head_inputs
+    from ..data.benign import benign_frames
     from ..detectors import build_detector
     from ..evaluation.tune import tune_bundle
     from ..heads import WhitenedKnnHead
@@ -116,8 +119,12 @@ def adapt_bundle(src, out, fit_paths, calib_paths=(), id_paths=(), mode: str = '
             raise AdaptError(f'--fit gave {len(fit)} frames; at least {MIN_FIT_FRAMES} normal '
                              f'frames (about 2 sequences of the new place) are needed so that '
                              f'its normal views are covered')
-        x = head_inputs(det, fit.images, progress='head inputs')
-        summary['fit_frames'] = len(fit)
+        images = fit.images
+        if benign:
+            images = np.concatenate([images, benign_frames(fit_paths, bundle.preprocessing,
+                                                           benign, fit_stride, seed=1)])
+        x = head_inputs(det, images, progress='head inputs')
+        summary['fit_frames'] = len(images)
         if mode == 'refit':
             head.fit(x)
         elif isinstance(head, WhitenedKnnHead):
@@ -132,11 +139,15 @@ def adapt_bundle(src, out, fit_paths, calib_paths=(), id_paths=(), mode: str = '
             n_prior = int(bundle.manifest.get('detector', {}).get('fit_frames', 0)) or len(x)
             head.whitener = head.whitener.pooled(x[head.inputs[0]], n_prior)
             summary['pooled_with_prior_frames'] = n_prior
-    cal = _id_frames(calib_paths, bundle.preprocessing, 1, '--calib')
+    cal = _id_frames(calib_paths, bundle.preprocessing, 1, '--calib').images
     need = _min_calibration(bundle)
     if len(cal) < need:
         raise AdaptError(f'--calib gave {len(cal)} frames; the decision alpha needs at least '
                          f'{need} (the smallest conformal p-value is 1/(n+1))')
+    if benign:
+        cal = np.concatenate([cal, benign_frames(calib_paths, bundle.preprocessing, benign,
+                                                 seed=2)])
+        summary['benign_variants'] = benign
     manifest = json.loads(json.dumps(bundle.manifest))
     manifest['name'] = out.name
     prov = dict(manifest.get('provenance', {}))
@@ -164,7 +175,8 @@ def adapt_bundle(src, out, fit_paths, calib_paths=(), id_paths=(), mode: str = '
                     bundle.path / spec['torch']['file'], spec['torch']['sha256'], 'torch twin'))
         new = ModelBundle.draft(tmp, manifest, head)
         det = build_detector(new, threads=2)
-        calibrate(new, cal.images, ', '.join(Path(p).name for p in calib_paths), detector=det)
+        calibrate(new, cal, ', '.join(Path(p).name for p in calib_paths)
+                  + (f' (+{benign} benign camera variants each)' if benign else ''), detector=det)
         tune_bundle(new, id_paths, detector=det)
         save_bundle(new, out, force=force)
     summary.update(out=str(out), calibration_frames=len(cal), decision=new.manifest['decision'],
@@ -204,6 +216,9 @@ def main(argv=None) -> int:
     add_recording_args(ap)
     ap.add_argument('--fit-stride', type=int, default=1, help='use every k-th fit frame')
     ap.add_argument('--max-bank', type=int, help="memory-bank size limit (default: the head's)")
+    ap.add_argument('--benign', type=int, default=0, metavar='N',
+                    help='add N benign camera variants (resolution, JPEG quality, exposure, white '
+                         'balance) of every fit and calibration frame')
     ap.add_argument('--force', action='store_true', help='replace an existing bundle at --out')
     a = ap.parse_args(argv)
     sets = recording_sets(a, parser=ap)
@@ -213,7 +228,8 @@ def main(argv=None) -> int:
         check_recordings(sets['fit'], sets['calib'], sets['id'], sets['ood'])
         src = str(resolve_bundle_path(a.model))
         s = adapt_bundle(src, a.out, sets['fit'], sets['calib'], sets['id'],
-                         fit_stride=a.fit_stride, force=a.force, max_bank=a.max_bank)
+                         fit_stride=a.fit_stride, force=a.force, max_bank=a.max_bank,
+                         benign=a.benign)
         print(json.dumps(s, indent=1))
         if sets['ood']:
             ids = sets['id'] or s['calib_recordings']
