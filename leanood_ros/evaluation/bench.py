@@ -409,8 +409,13 @@ def markdown(results: dict) -> str:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ['adapt']:      # the new-camera benchmark has arguments of its own
+        from .bench_adapt import main as bench_adapt
+        return bench_adapt(argv[1:])
     ap = argparse.ArgumentParser(prog='leanood bench', description=__doc__.splitlines()[0])
-    ap.add_argument('what', choices=('detectors', 'node', 'soak', 'faults', 'all'))
+    ap.add_argument('what', choices=('detectors', 'node', 'soak', 'faults', 'all', 'adapt'),
+                    help='adapt: the new-camera benchmark (leanood bench adapt --help)')
     ap.add_argument('--models', default=','.join(DEFAULT_MODELS))
     ap.add_argument('--model', default='vae_lean')
     ap.add_argument('--rates', default='30,60,120,240')
