@@ -102,6 +102,7 @@ class MonitorCore:
         self._last_stamp = None          # ns, and digest of the previous frame (frozen check)
         self._last_digest = None
         self._repeats = 0
+        self._input_fault = ''           # why the newest frame was not judged (stamp, frozen)
         self.last_rejection = ''
 
     # -- inputs -------------------------------------------------------------------------------
@@ -122,39 +123,43 @@ class MonitorCore:
 
     def admit(self, stamp_ns: int, ros_now_ns: int, digest) -> str | None:
         """None if a frame with this header stamp and content digest is to be judged, else why
-        not.  Bad stamps and a frozen camera also turn the verdict unsafe; a repeat below
+        not.  A frozen camera and bad stamps also turn the verdict unsafe; a repeat below
         `frozen_frames` is only skipped.  Stamps are judged against the ROS clock (`ros_now_ns`,
         sim time when the node uses it)."""
         s = self.settings
         with self._lock:
             prev_stamp, prev_digest = self._last_stamp, self._last_digest
             self._last_stamp, self._last_digest = stamp_ns, digest
+            same = None if prev_stamp is None else (
+                'data' if digest == prev_digest else 'stamp' if stamp_ns == prev_stamp else None)
+            if s.frozen_frames and same is not None:
+                self._repeats += 1
+                self.counters.repeated += 1
+                if self._repeats + 1 < s.frozen_frames:
+                    return f'repeated frame (same {same} as the previous one)'
+                return self._input_failed(f'frozen camera: {self._repeats + 1} frames in a row '
+                                          f'with the same {same}')
+            self._repeats = 0
             age = (ros_now_ns - stamp_ns) / 1e9
-            fault = None
             if s.max_stamp_age > 0 and age > s.max_stamp_age:
-                fault = f'stamp too old: {age:.3g} s behind the ROS clock (max_stamp_age ' \
-                        f'{s.max_stamp_age:g} s)'
+                fault = f'stamp too old: {age:.3g} s behind the ROS clock'
             elif s.max_stamp_age > 0 and -age > s.max_stamp_age:
-                fault = f'stamp in the future: {-age:.3g} s ahead of the ROS clock ' \
-                        f'(max_stamp_age {s.max_stamp_age:g} s)'
+                fault = f'stamp in the future: {-age:.3g} s ahead of the ROS clock'
             elif prev_stamp is not None and stamp_ns < prev_stamp:
-                fault = f'stamp went backwards by {(prev_stamp - stamp_ns) / 1e9:.3g} s'
-            if fault is not None:
-                self.counters.bad_stamps += 1
-                self._verdict = Verdict(False, fault)
-                return fault
-            same = ('data' if digest == prev_digest else 'stamp' if stamp_ns == prev_stamp
-                    else None)
-            if s.frozen_frames == 0 or prev_stamp is None or same is None:
-                self._repeats = 0
+                return self._input_failed(f'stamp went backwards by '
+                                          f'{(prev_stamp - stamp_ns) / 1e9:.3g} s', stamp=True)
+            else:
+                self._input_fault = ''
                 return None
-            self._repeats += 1
-            self.counters.repeated += 1
-            if self._repeats + 1 < s.frozen_frames:
-                return f'repeated frame (same {same} as the previous one)'
-            fault = f'frozen camera: {self._repeats + 1} frames in a row with the same {same}'
-            self._verdict = Verdict(False, fault)
-            return fault
+            return self._input_failed(f'{fault} (max_stamp_age {s.max_stamp_age:g} s)',
+                                      stamp=True)
+
+    def _input_failed(self, fault: str, stamp: bool = False) -> str:
+        if stamp:
+            self.counters.bad_stamps += 1
+        self._verdict = Verdict(False, fault)
+        self._input_fault = fault
+        return fault
 
     def internal_error(self, what: str) -> None:
         """Something in the judging path failed (not the detector): unsafe until the next
@@ -227,8 +232,9 @@ class MonitorCore:
                 return False, WAITING + extra
             age = now - self._last_valid
             if age > self.settings.input_timeout:
+                fault = f'; {self._input_fault}' if self._input_fault else ''
                 return False, (f'stale input: no valid frame for {age:.2f} s '
-                               f'(input_timeout {self.settings.input_timeout:g} s)')
+                               f'(input_timeout {self.settings.input_timeout:g} s){fault}')
             if self._verdict is None:
                 return False, WAITING
             return self._verdict.is_safe, self._verdict.reason
