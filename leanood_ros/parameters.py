@@ -60,7 +60,7 @@ SPECS = (
     P('alpha', 0.01, 'Per-frame false-alarm rate of the conformal test (p-value <= alpha is '
       'out of distribution).', range=(0.0001, 0.5)),
     P('score_threshold', 0.0, 'If > 0, flag frames whose score exceeds it instead of using '
-      'alpha.', range=(0.0, 1.0e12)),
+      'alpha (with cusum: frames at or below it bring no evidence).', range=(0.0, 1.0e12)),
     P('fusion', 'cusum', 'Temporal fusion: none, vote (k of n) or cusum (conformal martingale '
       '+ CUSUM).', choices=FUSION_MODES),
     P('vote_k', 3, 'vote: frames out of distribution needed ...', range=(1, 1000)),

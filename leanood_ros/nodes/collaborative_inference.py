@@ -9,6 +9,9 @@ frames and bytes received and latency.  Runs on any host of the same DDS domain.
 from __future__ import annotations
 
 import sys
+if __name__ == '__main__':  # first of all: a signal during the slow imports below exits 0
+    from .signals import install
+    install()
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
