@@ -335,7 +335,8 @@ def test_sim_time_without_clock_cannot_silence_or_fool_the_monitor(
         assert unsafe is not None and unsafe <= 0.5 + 0.2, unsafe
         record('use_sim_time:=true at start-up, no /clock; 2 s camera stall (input_timeout 0.5 s)',
                'heartbeat goes on; unsafe within input_timeout + 0.2 s',
-               f'{len(flags)} heartbeats in 2 s (10 Hz); unsafe {unsafe * 1e3:.0f} ms into the stall')
+               f'{len(flags)} heartbeats in 2 s (10 Hz); unsafe {unsafe * 1e3:.0f} ms into the '
+               'stall')
         # stamps judged on the ROS clock: with max_stamp_age, wall-clock stamps are 'future'
         _set(listener, 'max_stamp_age', 1.0)
         t0 = time.monotonic()
