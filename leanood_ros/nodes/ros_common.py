@@ -12,6 +12,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 
+from ..image_conversion import shorten
 from . import signals
 
 _DTYPES = {np.dtype(np.float32): '32F', np.dtype(np.float16): '16F'}
@@ -37,7 +38,7 @@ def tensor_from_message(msg: Image) -> np.ndarray:
     """Inverse of `forwarded_tensor_message`: 1 x C x H x W array."""
     enc = msg.encoding
     if not (enc[:3] in ('32F', '16F') and enc[3:4] == 'C' and enc[4:].isdigit()):
-        raise ValueError(f'not a forwarded tensor encoding: {enc!r}')
+        raise ValueError(f'not a forwarded tensor encoding: {shorten(enc)}')
     dtype = np.float32 if enc.startswith('32F') else np.float16
     c = int(enc[4:])
     expected = msg.height * msg.width * c * np.dtype(dtype).itemsize
