@@ -5,7 +5,8 @@
 - Temporal fusion (optional):
   * 'cusum': an inductive conformal martingale over a sliding window of the last `window` p-values,
     with the simple-mixture betting function b(p) = integral_0^1 e p^(e-1) de, feeding a CUSUM on
-    its logarithm: S_t = max(0, S_{t-1} + log M_t - drift); alarm while S_t > threshold.
+    its logarithm: S_t = max(0, S_{t-1} + log M_t - drift); alarm while S_t > threshold.  With
+    a `score_threshold`, frames at or below it bring no evidence (they enter as p = 1).
   * 'vote': alarm while at least k of the last n frames were flagged.
   * 'none': the per-frame test alone.
 - Hysteresis: after an alarm the verdict returns to safe only after `recovery_frames` consecutive
@@ -153,7 +154,9 @@ class DecisionEngine:
             fused = float(sum(self._votes))
             alarm = fused >= c.vote_k
         else:
-            self._log_bets.append(math.log(mixture_betting(p)))
+            # score_threshold replaces alpha here too: frames below it are no evidence of a shift
+            evidence = p if c.score_threshold <= 0 or frame_ood else 1.0
+            self._log_bets.append(math.log(mixture_betting(evidence)))
             # Cap S so that recovery after a long shift takes bounded time.
             self._cusum = min(max(0.0, self._cusum + sum(self._log_bets) - c.cusum_drift),
                               2.0 * c.cusum_threshold)

@@ -3,12 +3,16 @@
 `decode_raw` takes the fields of a `sensor_msgs/Image` and returns a *view* of the message
 buffer wherever the layout allows it (row padding is sliced away, channels are not reordered
 here): the preprocessor resizes first and reorders colours on the small image, which is far
-cheaper than converting a full 640x480 frame.  `decode_compressed` decodes jpeg/png bytes.
+cheaper than converting a full 640x480 frame.  `decode_compressed` decodes jpeg/png bytes
+after reading their size from the PNG IHDR / JPEG SOF header: a decompression bomb is refused
+before a byte is allocated, and no other OpenCV decoder (BMP, TIFF, PFM, WebP...) is reachable.
 Every malformed frame raises `FrameError` with a reason; nothing else escapes.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import struct
 
 import cv2
 import numpy as np
@@ -34,7 +38,16 @@ _YUV422 = {
 }
 SUPPORTED_ENCODINGS = tuple(sorted(set(_PACKED) | set(_YUV422)))
 # Frames larger than this are refused outright: a corrupt header must not make us allocate GBs.
-MAX_PIXELS = 8192 * 8192
+# 16.7 MP covers 4K UHD; its decoded RGB (50 MB) keeps the node's peak memory below twice its
+# steady state.
+MAX_PIXELS = 4096 * 4096
+# Encoding/format strings come from the network: never echo more than this into logs.
+MAX_ECHO = 40
+COMPRESSED_FORMATS = ('jpeg', 'png')
+_MAGIC = {'jpeg': b'\xff\xd8\xff', 'png': b'\x89PNG\r\n\x1a\n'}
+# JPEG start-of-frame markers (SOF0-15 less DHT C4, JPG C8, DAC CC) and markers without length
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_STANDALONE = frozenset([0x01, *range(0xD0, 0xD8)])
 
 
 class FrameError(ValueError):
@@ -57,6 +70,12 @@ class DecodedImage:
         return int(self.pixels.shape[1])
 
 
+def shorten(text, limit: int = MAX_ECHO) -> str:
+    """`repr` of an untrusted string, cut to `limit` characters."""
+    text = str(text)
+    return repr(text if len(text) <= limit else text[:limit] + '...')
+
+
 def decode_raw(encoding: str, height: int, width: int, step: int, is_bigendian: bool,
                data) -> DecodedImage:
     """Return the pixels of a raw `sensor_msgs/Image` as a (mostly zero-copy) view."""
@@ -72,17 +91,21 @@ def decode_raw(encoding: str, height: int, width: int, step: int, is_bigendian: 
         if width % 2:
             raise FrameError(f'{enc} needs an even width, got {width}')
     else:
-        raise FrameError(f"unsupported encoding '{encoding}' (supported: "
+        raise FrameError(f"unsupported encoding {shorten(encoding)} (supported: "
                          f"{', '.join(SUPPORTED_ENCODINGS)})")
     row_bytes = width * bpp
     if step < row_bytes:
         raise FrameError(f'step {step} is smaller than width*bytes_per_pixel = {row_bytes}')
     buf = _as_uint8_buffer(data)
-    # The last row need not carry its padding; anything shorter than that is truncated.
+    # The last row need not carry its padding; anything shorter than that is truncated, anything
+    # longer does not match its header (a sender that got its size wrong).
     needed = step * (height - 1) + row_bytes
     if buf.size < needed:
         raise FrameError(f'truncated data: {buf.size} bytes, {needed} needed for '
                          f'{width}x{height} {enc} with step {step}')
+    if buf.size not in (needed, step * height):
+        raise FrameError(f'data size {buf.size} does not match the header: {width}x{height} '
+                         f'{enc} with step {step} is {step * height} bytes')
     rows = np.lib.stride_tricks.as_strided(buf, shape=(height, row_bytes), strides=(step, 1),
                                            writeable=False)
     if enc in _YUV422:
@@ -98,21 +121,89 @@ def decode_raw(encoding: str, height: int, width: int, step: int, is_bigendian: 
 
 
 def decode_compressed(fmt: str, data) -> DecodedImage:
-    """Decode a `sensor_msgs/CompressedImage` (jpeg or png) to BGR or mono pixels."""
-    f = (fmt or '').lower()
-    if f and not any(k in f for k in ('jpeg', 'jpg', 'png')):
-        raise FrameError(f"unsupported compressed format '{fmt}' (jpeg or png)")
+    """Decode a `sensor_msgs/CompressedImage` (jpeg or png) to BGR or mono uint8 pixels.
+
+    `fmt` is the message's `format` ("jpeg", "png", "bgr8; jpeg compressed bgr8", ...; empty:
+    told by the bytes); the bytes' signature must match it.  16-bit and alpha are dropped while
+    decoding, so the result is always 8-bit mono or BGR of the size the header declares.
+    """
+    kind = compressed_kind(fmt)
     buf = _as_uint8_buffer(data)
     if buf.size == 0:
         raise FrameError('empty compressed image')
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    head = bytes(buf[:8])
+    actual = next((k for k, magic in _MAGIC.items() if head.startswith(magic)), None)
+    if actual is None:
+        raise FrameError(f'undecodable compressed image: {buf.size} bytes that are neither jpeg '
+                         f'nor png (format {shorten(fmt)})')
+    if kind is not None and actual != kind:
+        raise FrameError(f'format {shorten(fmt)} declares {kind} but the data is {actual}')
+    width, height, mono = (_png_header if actual == 'png' else _jpeg_header)(buf)
+    if width <= 0 or height <= 0:
+        raise FrameError(f'zero-size {actual} image ({width}x{height})')
+    if width * height > MAX_PIXELS:
+        raise FrameError(f'image too large ({width}x{height} {actual}, at most {MAX_PIXELS} '
+                         f'pixels)')
+    flags = (cv2.IMREAD_GRAYSCALE if mono else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
+    try:
+        img = cv2.imdecode(buf, flags)
+    except cv2.error as exc:
+        raise FrameError(f'undecodable {actual} image: {str(exc).strip()[-80:]}') from exc
     if img is None or img.size == 0:
-        raise FrameError(f'undecodable compressed image ({buf.size} bytes, format {fmt!r})')
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    if img.ndim == 2:
-        return DecodedImage(img[..., None], 'mono')
-    return DecodedImage(img, {3: 'bgr', 4: 'bgra'}.get(img.shape[2], 'bgr'))
+        raise FrameError(f'undecodable {actual} image ({buf.size} bytes)')
+    expected = (height, width) if mono else (height, width, 3)
+    if img.dtype != np.uint8 or img.shape != expected:
+        raise FrameError(f'{actual} decoded to {img.dtype} {img.shape}, header said {width}x'
+                         f'{height}')
+    return DecodedImage(img[..., None], 'mono') if mono else DecodedImage(img, 'bgr')
+
+
+def compressed_kind(fmt: str) -> str | None:
+    """'jpeg' or 'png' from a CompressedImage `format`; None when empty (told by the bytes)."""
+    words = set((fmt or '').lower().replace(';', ' ').split())
+    kinds = {k for k in COMPRESSED_FORMATS if k in words} | ({'jpeg'} if 'jpg' in words else set())
+    if not words:
+        return None
+    if len(kinds) != 1:
+        raise FrameError(f'unsupported compressed format {shorten(fmt)} (jpeg or png)')
+    return kinds.pop()
+
+
+def _png_header(buf: np.ndarray) -> tuple:
+    """(width, height, mono) from the IHDR chunk, which the PNG standard puts first."""
+    if buf.size < 33 or bytes(buf[12:16]) != b'IHDR':
+        raise FrameError('undecodable png: no IHDR chunk')
+    width, height, depth, colour = struct.unpack('>IIBB', bytes(buf[16:26]))
+    if depth not in (1, 2, 4, 8, 16) or colour not in (0, 2, 3, 4, 6):
+        raise FrameError(f'undecodable png: bit depth {depth}, colour type {colour}')
+    return width, height, colour in (0, 4)
+
+
+def _jpeg_header(buf: np.ndarray) -> tuple:
+    """(width, height, mono) from the first start-of-frame segment."""
+    data, i = bytes(buf[:min(buf.size, 1 << 20)]), 2  # headers live in the first bytes
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            raise FrameError(f'undecodable jpeg: no marker at byte {i}')
+        marker = data[i + 1]
+        if marker == 0xFF:   # fill byte
+            i += 1
+            continue
+        if marker in _STANDALONE:
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):
+            break
+        (length,) = struct.unpack('>H', data[i + 2:i + 4])
+        if marker in _SOF and length >= 8 and i + 10 <= len(data):
+            _, height, width, components = struct.unpack('>BHHB', data[i + 4:i + 10])
+            if components not in (1, 3, 4):
+                raise FrameError(f'undecodable jpeg: {components} components')
+            return width, height, components == 1
+        if length < 2:
+            break
+        i += 2 + length
+    raise FrameError('undecodable jpeg: no frame header before the image data')
 
 
 def from_array(pixels: np.ndarray, channel_order: str = 'rgb') -> DecodedImage:

@@ -5,8 +5,11 @@ on a heartbeat, and publishes what it is told.  Everything that decides safety l
 unit-tested without a ROS graph.
 
 Fail-safe rules: unsafe until the first frame has been judged; unsafe ("stale input") when no
-valid frame arrived for `input_timeout` seconds; unsafe when the detector raises; optionally
-unsafe when a frame misses its deadline.
+valid frame arrived for `input_timeout` seconds; unsafe when the detector raises or anything else
+in the judging path fails ("internal error"); unsafe when a frame's stamp is too old, in the
+future or goes backwards; unsafe ("frozen camera") after `frozen_frames` identical frames;
+unsafe while the watchdog finds the judging thread dead or stuck; optionally unsafe when a frame
+misses its deadline.  Repeated frames and frames with bad stamps never count as fresh input.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field
 
 from .decision import Decision, DecisionEngine
 from .detectors import Detector
-from .image_conversion import DecodedImage
+from .image_conversion import DecodedImage, shorten
 from .stats import LatencyWindow, RateMeter
 
 WAITING = 'waiting for the first frame'
@@ -28,6 +31,9 @@ class MonitorSettings:
     input_timeout: float = 1.0        # s without a valid frame -> unsafe
     deadline_ms: float = 100.0        # receipt -> verdict; 0 disables
     deadline_miss_unsafe: bool = False
+    max_stamp_age: float = 1.0        # s between a frame's stamp and the ROS clock; 0 disables
+    frozen_frames: int = 5            # identical frames (data or stamp) -> unsafe; 0 disables
+    watchdog_timeout: float = 2.0     # s in one frame before the watchdog calls the worker stuck
 
     def validate(self) -> list:
         p = []
@@ -35,6 +41,12 @@ class MonitorSettings:
             p.append(f'input_timeout must be in [0.01, 3600] s, got {self.input_timeout}')
         if not 0 <= self.deadline_ms <= 60000:
             p.append(f'deadline_ms must be in [0, 60000], got {self.deadline_ms}')
+        if not 0 <= self.max_stamp_age <= 1e6:
+            p.append(f'max_stamp_age must be in [0, 1e6] s, got {self.max_stamp_age}')
+        if self.frozen_frames == 1 or not 0 <= self.frozen_frames <= 100000:
+            p.append(f'frozen_frames must be 0 (off) or in [2, 100000], got {self.frozen_frames}')
+        if not 0.1 <= self.watchdog_timeout <= 3600:
+            p.append(f'watchdog_timeout must be in [0.1, 3600] s, got {self.watchdog_timeout}')
         return p
 
 
@@ -61,7 +73,11 @@ class Counters:
     skipped: int = 0
     rejected: int = 0
     detector_errors: int = 0
+    internal_errors: int = 0
+    bad_stamps: int = 0
+    repeated: int = 0
     deadline_misses: int = 0
+    watchdog_trips: int = 0
 
 
 class MonitorCore:
@@ -82,6 +98,11 @@ class MonitorCore:
         self._lock = threading.Lock()
         self._last_valid = None          # clock time of the last decodable frame
         self._verdict: Verdict | None = None
+        self._fault = ''                 # set by the watchdog while the judging thread is broken
+        self._last_stamp = None          # ns, and digest of the previous frame (frozen check)
+        self._last_digest = None
+        self._repeats = 0
+        self._input_fault = ''           # why the newest frame was not judged (stamp, frozen)
         self.last_rejection = ''
 
     # -- inputs -------------------------------------------------------------------------------
@@ -99,6 +120,71 @@ class MonitorCore:
         with self._lock:
             self.counters.rejected += 1
             self.last_rejection = reason
+
+    def admit(self, stamp_ns: int, ros_now_ns: int, digest) -> str | None:
+        """None if a frame with this header stamp and content digest is to be judged, else why
+        not.  A frozen camera and bad stamps also turn the verdict unsafe; a repeat below
+        `frozen_frames` is only skipped.  Stamps are judged against the ROS clock (`ros_now_ns`,
+        sim time when the node uses it)."""
+        s = self.settings
+        with self._lock:
+            prev_stamp, prev_digest = self._last_stamp, self._last_digest
+            self._last_stamp, self._last_digest = stamp_ns, digest
+            same = None if prev_stamp is None else (
+                'data' if digest == prev_digest else 'stamp' if stamp_ns == prev_stamp else None)
+            if s.frozen_frames and same is not None:
+                self._repeats += 1
+                self.counters.repeated += 1
+                if self._repeats + 1 < s.frozen_frames:
+                    return f'repeated frame (same {same} as the previous one)'
+                return self._input_failed(f'frozen camera: {self._repeats + 1} frames in a row '
+                                          f'with the same {same}')
+            self._repeats = 0
+            age = (ros_now_ns - stamp_ns) / 1e9
+            if s.max_stamp_age > 0 and age > s.max_stamp_age:
+                fault = f'stamp too old: {age:.3g} s behind the ROS clock'
+            elif s.max_stamp_age > 0 and -age > s.max_stamp_age:
+                fault = f'stamp in the future: {-age:.3g} s ahead of the ROS clock'
+            elif prev_stamp is not None and stamp_ns < prev_stamp:
+                return self._input_failed(f'stamp went backwards by '
+                                          f'{(prev_stamp - stamp_ns) / 1e9:.3g} s', stamp=True)
+            else:
+                self._input_fault = ''
+                return None
+            return self._input_failed(f'{fault} (max_stamp_age {s.max_stamp_age:g} s)',
+                                      stamp=True)
+
+    def _input_failed(self, fault: str, stamp: bool = False) -> str:
+        if stamp:
+            self.counters.bad_stamps += 1
+        self._verdict = Verdict(False, fault)
+        self._input_fault = fault
+        return fault
+
+    def internal_error(self, what: str) -> None:
+        """Something in the judging path failed (not the detector): unsafe until the next
+        verdict, counted."""
+        with self._lock:
+            self.counters.internal_errors += 1
+            self._verdict = Verdict(False, f'internal error: {shorten(what, 200)[1:-1]}')
+
+    def watchdog(self, alive: bool, busy_since: float | None, now: float | None = None):
+        """Check the judging thread: unsafe (and the reason returned) while it is dead or has
+        been in one frame for longer than `watchdog_timeout`."""
+        now = self.clock() if now is None else now
+        limit = self.settings.watchdog_timeout
+        if not alive:
+            fault = 'watchdog: the judging thread died'
+        elif busy_since is not None and now - busy_since > limit:
+            fault = (f'watchdog: judging one frame for {now - busy_since:.1f} s '
+                     f'(watchdog_timeout {limit:g} s)')
+        else:
+            fault = ''
+        with self._lock:
+            if fault and not self._fault:
+                self.counters.watchdog_trips += 1
+            self._fault = fault
+        return fault or None
 
     def judge(self, image: DecodedImage, received_at: float) -> Verdict:
         """Score one valid frame and decide; never raises for detector failures."""
@@ -136,14 +222,19 @@ class MonitorCore:
         """(is_safe, reason) right now, applying the stale-input rule."""
         now = self.clock() if now is None else now
         with self._lock:
+            if self._fault:
+                return False, self._fault
             if self._last_valid is None:
+                if self._verdict is not None:   # an input fault or error before any valid frame
+                    return False, self._verdict.reason
                 extra = f' ({self.counters.rejected} malformed frames rejected: ' \
                         f'{self.last_rejection})' if self.counters.rejected else ''
                 return False, WAITING + extra
             age = now - self._last_valid
             if age > self.settings.input_timeout:
+                fault = f'; {self._input_fault}' if self._input_fault else ''
                 return False, (f'stale input: no valid frame for {age:.2f} s '
-                               f'(input_timeout {self.settings.input_timeout:g} s)')
+                               f'(input_timeout {self.settings.input_timeout:g} s){fault}')
             if self._verdict is None:
                 return False, WAITING
             return self._verdict.is_safe, self._verdict.reason
@@ -159,7 +250,10 @@ class MonitorCore:
                 'judged_rate_hz': self.judged_rate.rate(now),
                 'frames_received': c.received, 'frames_judged': c.judged,
                 'frames_skipped': c.skipped, 'frames_rejected': c.rejected,
-                'detector_errors': c.detector_errors, 'deadline_misses': c.deadline_misses,
+                'detector_errors': c.detector_errors, 'internal_errors': c.internal_errors,
+                'bad_stamps': c.bad_stamps, 'frames_repeated': c.repeated,
+                'deadline_misses': c.deadline_misses, 'watchdog_trips': c.watchdog_trips,
+                'fault': bool(self._fault),
                 'latency_p50_ms': self.latency.percentile(50),
                 'latency_p99_ms': self.latency.percentile(99),
                 'inference_p50_ms': self.inference.percentile(50),

@@ -50,13 +50,17 @@ SPECS = (
     P('heartbeat_rate', 10.0, 'Minimum rate (Hz) at which `ood/is_safe` is republished; treat '
       'silence as unsafe.', read_only=True, range=(0.5, 100.0)),
     P('diagnostics_rate', 1.0, 'Rate (Hz) of /diagnostics.', read_only=True, range=(0.1, 10.0)),
+    P('watchdog_exit', False, 'When the watchdog finds the judging thread dead or stuck past '
+      '`watchdog_timeout`, publish unsafe and exit with status 3 so that a supervisor (launch '
+      '`respawn`, systemd `Restart=`) restarts the node; off: stay up and report unsafe.',
+      read_only=True),
     P('forward_features', False, 'Split models (EARLIN): publish the split tensor of '
       'in-distribution frames on `ood/features`.', read_only=True),
     # -- live-tunable ---------------------------------------------------------------------------
     P('alpha', 0.01, 'Per-frame false-alarm rate of the conformal test (p-value <= alpha is '
       'out of distribution).', range=(0.0001, 0.5)),
     P('score_threshold', 0.0, 'If > 0, flag frames whose score exceeds it instead of using '
-      'alpha.', range=(0.0, 1.0e12)),
+      'alpha (with cusum: frames at or below it bring no evidence).', range=(0.0, 1.0e12)),
     P('fusion', 'cusum', 'Temporal fusion: none, vote (k of n) or cusum (conformal martingale '
       '+ CUSUM).', choices=FUSION_MODES),
     P('vote_k', 3, 'vote: frames out of distribution needed ...', range=(1, 1000)),
@@ -73,11 +77,20 @@ SPECS = (
       '(0 disables).', range=(0.0, 60000.0)),
     P('deadline_miss_unsafe', False, 'A frame that misses its deadline makes the verdict '
       'unsafe.'),
+    P('max_stamp_age', 1.0, 'Seconds a frame\'s header stamp may be behind (or ahead of) the '
+      'ROS clock (sim time when `use_sim_time`) before the verdict turns unsafe; 0 disables.',
+      range=(0.0, 1.0e6)),
+    P('frozen_frames', 5, 'This many frames in a row with identical data or stamp make the '
+      'verdict unsafe ("frozen camera"); repeats never count as fresh input; 0 disables.',
+      range=(0, 100000)),
+    P('watchdog_timeout', 2.0, 'Seconds the judging thread may spend on one frame before the '
+      'watchdog turns the verdict unsafe (diagnostics ERROR).', range=(0.1, 3600.0)),
 )
 BY_NAME = {s.name: s for s in SPECS}
 DECISION_KEYS = ('alpha', 'score_threshold', 'fusion', 'vote_k', 'vote_n', 'cusum_window',
                  'cusum_drift', 'cusum_threshold', 'recovery_frames')
-SETTINGS_KEYS = ('input_timeout', 'deadline_ms', 'deadline_miss_unsafe')
+SETTINGS_KEYS = ('input_timeout', 'deadline_ms', 'deadline_miss_unsafe', 'max_stamp_age',
+                 'frozen_frames', 'watchdog_timeout')
 
 
 def check_value(name: str, value) -> str | None:

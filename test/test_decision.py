@@ -93,6 +93,19 @@ def test_score_threshold_overrides_alpha():
     assert eng.update(50.0).is_safe and not eng.update(150.0).is_safe
 
 
+@pytest.mark.parametrize('fusion', ['vote', 'cusum'])
+def test_score_threshold_has_effect_with_temporal_fusion(fusion):
+    """A shift that alpha flags goes unflagged below score_threshold and flagged above it."""
+    rng = np.random.default_rng(5)
+    shifted = rng.normal(loc=6.0, size=40)   # far above every calibration score
+    plain = run(DecisionEngine(CAL, DecisionConfig(fusion=fusion)), shifted)
+    assert not plain[-1].is_safe
+    high = run(DecisionEngine(CAL, DecisionConfig(fusion=fusion, score_threshold=20.0)), shifted)
+    assert all(d.is_safe for d in high)
+    low = run(DecisionEngine(CAL, DecisionConfig(fusion=fusion, score_threshold=2.0)), shifted)
+    assert not low[-1].is_safe
+
+
 @pytest.mark.parametrize('bad', [dict(alpha=0.0), dict(alpha=1.5), dict(fusion='maybe'),
                                  dict(vote_k=6, vote_n=5), dict(cusum_window=0),
                                  dict(cusum_threshold=0.0), dict(recovery_frames=-1),

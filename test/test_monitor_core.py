@@ -95,3 +95,92 @@ def test_deadline_misses_are_counted_and_optionally_unsafe(unsafe):
 def test_invalid_settings_rejected():
     with pytest.raises(ValueError, match='input_timeout'):
         make([], Clock(), input_timeout=0.0)
+
+
+NS = 1_000_000_000
+
+
+def test_bad_stamps_are_unsafe_and_not_fresh_input():
+    clock = Clock()
+    core = make([0.5] * 5, clock, max_stamp_age=0.5)
+    now = 1000 * NS
+    assert core.admit(now - NS // 10, now, 1) is None
+    core.judge(FRAME, clock())
+    assert core.state()[0]
+    for stamp, words in ((now - 2 * NS, 'stamp too old'), (0, 'stamp too old'),
+                         (now + 2 * NS, 'stamp in the future'),
+                         (now - NS // 5, 'went backwards')):
+        reason = core.admit(stamp, now, stamp)
+        assert words in reason
+        assert core.state() == (False, reason)
+    assert core.admit(now, now, 'fresh') is None   # a good frame is judged again
+    core.judge(FRAME, clock())
+    assert core.state()[0] and core.diagnostics()['bad_stamps'] == 4
+
+
+def test_max_stamp_age_zero_disables_the_age_check():
+    core = make([], Clock(), max_stamp_age=0.0)
+    assert core.admit(0, 1000 * NS, 1) is None
+
+
+@pytest.mark.parametrize('same', ['data', 'stamp'])
+def test_frozen_camera(same):
+    clock = Clock()
+    core = make([0.5] * 3, clock, frozen_frames=4)
+    now = 1000 * NS
+    assert core.admit(now, now, 'a') is None
+    core.judge(FRAME, clock())
+    reasons, states = [], []
+    for i in range(1, 5):   # the same data with fresh stamps, or the same stamp with new data
+        stamp, digest = (now + i, 'a') if same == 'data' else (now, f'b{i}')
+        reasons.append(core.admit(stamp, now, digest))
+        states.append(core.state()[0])
+    assert [r.startswith('repeated frame') for r in reasons[:2]] == [True, True]
+    assert states == [True, True, False, False]   # repeats below frozen_frames are only skipped
+    assert reasons[2] == f'frozen camera: 4 frames in a row with the same {same}'
+    assert core.state() == (False, reasons[3]) and reasons[3].startswith("frozen camera: 5")
+    assert core.admit(now + 10, now, 'new') is None
+    assert core.judge(FRAME, clock()).is_safe
+
+
+def test_repeats_do_not_keep_the_input_fresh():
+    clock = Clock()
+    core = make([0.5], clock, input_timeout=0.5, frozen_frames=100)
+    core.admit(0, 0, 'a')
+    core.judge(FRAME, clock())
+    for _ in range(6):
+        clock.t += 0.1
+        assert core.admit(0, 0, 'a').startswith('repeated')
+    assert core.state()[1].startswith('stale input')
+
+
+def test_internal_error_is_unsafe_counted_and_recovers():
+    clock = Clock()
+    core = make([0.5, 0.5], clock)
+    core.judge(FRAME, clock())
+    core.internal_error('error: (-215) imdecode ' + 'x' * 1000)
+    safe, reason = core.state()
+    assert not safe and reason.startswith('internal error: error: (-215)') and len(reason) < 260
+    assert core.diagnostics()['internal_errors'] == 1
+    assert core.judge(FRAME, clock()).is_safe
+
+
+def test_watchdog_dead_or_stuck_worker():
+    clock = Clock()
+    core = make([0.5], clock, watchdog_timeout=1.0)
+    core.judge(FRAME, clock())
+    assert core.watchdog(True, clock.t - 0.5) is None and core.state()[0]
+    stuck = core.watchdog(True, clock.t - 1.5)
+    assert stuck.startswith('watchdog: judging one frame for 1.5 s')
+    assert core.state() == (False, stuck) and core.diagnostics()['fault']
+    assert core.watchdog(True, None) is None and core.state()[0]   # it finished the frame
+    assert core.watchdog(False, None) == 'watchdog: the judging thread died'
+    assert core.state() == (False, 'watchdog: the judging thread died')
+    assert core.diagnostics()['watchdog_trips'] == 2
+
+
+@pytest.mark.parametrize('bad', [dict(frozen_frames=1), dict(frozen_frames=-1),
+                                 dict(max_stamp_age=-1.0), dict(watchdog_timeout=0.0)])
+def test_invalid_fail_safe_settings_rejected(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        make([], Clock(), **bad)

@@ -9,10 +9,14 @@ frames and bytes received and latency.  Runs on any host of the same DDS domain.
 from __future__ import annotations
 
 import sys
+if __name__ == '__main__':  # first of all: a signal during the slow imports below exits 0
+    from .signals import install
+    install()
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import Image
@@ -41,8 +45,8 @@ class CollaborativeInference(Node):
         self.pub = self.create_publisher(DiagnosticArray, 'ood/prediction', 10)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(Image, 'ood/features', self._on_tensor, 10)
-        self.create_timer(1.0, self._diagnostics)
-        self.received = self.rejected = self.bytes = 0
+        self.create_timer(1.0, self._diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.received = self.rejected = self.errors = self.bytes = 0
         self.latency = LatencyWindow()
         self.get_logger().info(f"finishing '{self.bundle.name}' on {self.backend.provider}")
 
@@ -55,7 +59,13 @@ class CollaborativeInference(Node):
             self.rejected += 1
             self.get_logger().warning(f'rejected tensor: {exc}', throttle_duration_sec=2.0)
             return
-        probs = self.backend.run(np.ascontiguousarray(x, dtype=np.float32))['probabilities'][0]
+        try:
+            probs = self.backend.run(np.ascontiguousarray(x, dtype=np.float32))['probabilities'][0]
+        except Exception as exc:  # one bad tensor must not end the node
+            self.errors += 1
+            self.get_logger().error(f'cloud inference failed: {type(exc).__name__}: '
+                                    f'{str(exc)[:200]}', throttle_duration_sec=2.0)
+            return
         top = np.argsort(probs)[::-1][:5]
         self.received += 1
         self.bytes += len(msg.data)
@@ -72,6 +82,7 @@ class CollaborativeInference(Node):
     def _diagnostics(self) -> None:
         kv = {'model': self.bundle.name, 'provider': self.backend.provider,
               'tensors_received': self.received, 'tensors_rejected': self.rejected,
+              'inference_errors': self.errors,
               'bytes_received': self.bytes,
               'cloud_macs_per_frame': self.bundle.manifest.get('flops', {}).get('cloud_macs', ''),
               'latency_p50_ms': f'{self.latency.percentile(50):.2f}'}

@@ -3,17 +3,26 @@
 A thin ROS shell around `leanood_ros.monitor.MonitorCore`: subscribe, keep only the newest frame,
 judge it on a worker thread, publish the verdict; republish the state on a heartbeat and report
 /diagnostics.  See the README for topics and parameters.
+
+Nothing may end or silence the judging path: every exception in it is caught, counted and turns
+the verdict unsafe; the heartbeat, the watchdog and /diagnostics run on the steady clock, so
+`use_sim_time` without a /clock cannot stop them.
 """
 from __future__ import annotations
 
 import sys
+if __name__ == '__main__':  # first of all: a signal during the slow imports below exits 0
+    from .signals import install
+    install()
 import threading
 import time
+import zlib
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 ParameterType, SetParametersResult)
+from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from sensor_msgs.msg import CompressedImage, Image
@@ -24,13 +33,14 @@ from ..backends import BackendError
 from ..bundle import BundleError, load_bundle
 from ..decision import DecisionEngine
 from ..detectors import build_detector
-from ..image_conversion import FrameError, decode_compressed, decode_raw
+from ..image_conversion import FrameError, decode_compressed, decode_raw, shorten
 from ..monitor import MonitorCore, collaborative_accounting
-from .ros_common import forwarded_tensor_message, run_node
+from .ros_common import NodeExit, forwarded_tensor_message, run_node
 
 _PTYPE = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
           float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
 _LEVEL = {True: DiagnosticStatus.OK, False: DiagnosticStatus.WARN}
+WATCHDOG_EXIT_STATUS = 3
 
 
 class StartupError(RuntimeError):
@@ -72,6 +82,7 @@ class OodMonitorNode(Node):
                                   values['require_gpu'])
         if detector.fell_back:
             self.get_logger().warning(f'device=gpu requested but running on {detector.provider}')
+        getattr(detector, 'self_test', lambda: None)()   # known answers: BundleError -> exit 2
         try:   # a bundle that loads but cannot run refuses to start rather than judge blind
             warm_ms = detector.warm_up()
         except Exception as exc:
@@ -114,11 +125,14 @@ class OodMonitorNode(Node):
         self._slot_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._busy_since = None   # steady time at which the worker took its current frame
         self._worker = threading.Thread(target=self._work, name='ood_judge', daemon=True)
         self._worker.start()
         self._last_published = None
-        self.create_timer(1.0 / values['heartbeat_rate'], self._heartbeat)
-        self.create_timer(1.0 / values['diagnostics_rate'], self._publish_diagnostics)
+        steady = Clock(clock_type=ClockType.STEADY_TIME)   # whatever use_sim_time says
+        self.create_timer(1.0 / values['heartbeat_rate'], self._heartbeat, clock=steady)
+        self.create_timer(1.0 / values['diagnostics_rate'], self._publish_diagnostics,
+                          clock=steady)
         self._publish_safe(False)  # unsafe until the first frame has been judged
         self.get_logger().info(
             f"judging {self.sub.topic_name} with '{bundle.name}' ({bundle.family}) on "
@@ -156,8 +170,9 @@ class OodMonitorNode(Node):
         with self._slot_lock:
             if self._slot is not None:
                 self.core.frame_skipped()
-            # wall-clock receipt too: stamp -> receipt is the transport time (same host clock)
-            self._slot = (msg, now, time.time_ns())
+            # wall-clock receipt too: stamp -> receipt is the transport time (same host clock);
+            # the ROS clock (sim time if used) at receipt judges the stamp
+            self._slot = (msg, now, time.time_ns(), self.get_clock().now().nanoseconds)
         self._wake.set()
 
     def _work(self) -> None:
@@ -169,20 +184,32 @@ class OodMonitorNode(Node):
                 item, self._slot = self._slot, None
             if item is None:
                 continue
-            msg, received_at, received_ns = item
+            self._busy_since = time.monotonic()
             try:
-                image = self._decode(msg)
-            except FrameError as exc:
-                self.core.frame_rejected(str(exc))
-                self.get_logger().warning(f'rejected frame: {exc}', throttle_duration_sec=2.0)
-                continue
-            verdict = self.core.judge(image, received_at)
-            try:
-                self._publish_verdict(msg.header, verdict, received_at, received_ns)
-            except Exception as exc:  # context shut down under us during exit
-                if rclpy.ok(context=self.context):
-                    raise
-                self.get_logger().debug(f'publish after shutdown: {exc}')
+                self._judge(*item)
+            except Exception as exc:  # nothing may end the judging path: report, carry on
+                what = f'{type(exc).__name__}: {exc}'
+                self.core.internal_error(what)
+                self.get_logger().error(f'internal error while judging a frame: '
+                                        f'{shorten(what, 200)}', throttle_duration_sec=2.0)
+            finally:
+                self._busy_since = None
+
+    def _judge(self, msg, received_at: float, received_ns: int, ros_now_ns: int) -> None:
+        try:
+            image = self._decode(msg)
+        except FrameError as exc:
+            self.core.frame_rejected(str(exc))
+            self.get_logger().warning(f'rejected frame: {exc}', throttle_duration_sec=2.0)
+            return
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        not_judged = self.core.admit(stamp_ns, ros_now_ns, zlib.crc32(msg.data))
+        if not_judged is not None:
+            self.get_logger().warning(f'frame not judged: {not_judged}',
+                                      throttle_duration_sec=2.0)
+            return
+        verdict = self.core.judge(image, received_at)
+        self._publish_verdict(msg.header, verdict, received_at, received_ns)
 
     def _decode(self, msg):
         if isinstance(msg, CompressedImage):
@@ -228,12 +255,18 @@ class OodMonitorNode(Node):
                 self.withheld += 1
 
     def _heartbeat(self) -> None:
+        fault = self.core.watchdog(self._worker.is_alive(), self._busy_since)
         is_safe, _ = self.core.state()
         self._publish_safe(is_safe)
+        if fault:
+            self.get_logger().error(fault, throttle_duration_sec=2.0)
+            if self.values['watchdog_exit']:
+                raise NodeExit(WATCHDOG_EXIT_STATUS, f'{fault}: exiting (watchdog_exit)')
 
     def _publish_diagnostics(self) -> None:
         d = self.core.diagnostics()
         level = (DiagnosticStatus.OK if d['is_safe'] else
+                 DiagnosticStatus.ERROR if d['fault'] else
                  DiagnosticStatus.WARN if d['reason'].startswith(('out of', 'recovering'))
                  else DiagnosticStatus.ERROR)
         kv = {'model': self.bundle.name, 'model_path': str(self.bundle.path),
@@ -251,10 +284,13 @@ class OodMonitorNode(Node):
         self.pub_diag.publish(msg)
 
     def close(self) -> None:
+        """Stop judging and tell the controller, before the publishers go: unsafe."""
         self._stop.set()
         self._wake.set()
         if self._worker.is_alive():
             self._worker.join(timeout=2.0)
+        self._publish_safe(False)
+        self.pub_safe.wait_for_all_acked(Duration(seconds=0.5))
 
 
 def main(args=None) -> int:

@@ -9,7 +9,11 @@ import numpy as np
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
+
+from ..image_conversion import shorten
+from . import signals
 
 _DTYPES = {np.dtype(np.float32): '32F', np.dtype(np.float16): '16F'}
 
@@ -34,7 +38,7 @@ def tensor_from_message(msg: Image) -> np.ndarray:
     """Inverse of `forwarded_tensor_message`: 1 x C x H x W array."""
     enc = msg.encoding
     if not (enc[:3] in ('32F', '16F') and enc[3:4] == 'C' and enc[4:].isdigit()):
-        raise ValueError(f'not a forwarded tensor encoding: {enc!r}')
+        raise ValueError(f'not a forwarded tensor encoding: {shorten(enc)}')
     dtype = np.float32 if enc.startswith('32F') else np.float16
     c = int(enc[4:])
     expected = msg.height * msg.width * c * np.dtype(dtype).itemsize
@@ -45,25 +49,54 @@ def tensor_from_message(msg: Image) -> np.ndarray:
     return hwc.transpose(2, 0, 1)[None]
 
 
+class NodeExit(Exception):
+    """Raised from a callback to end the node with a given exit status (e.g. the watchdog)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
 def run_node(name: str, make_node, startup_errors=(), spin=None, args=None) -> int:
-    """The one main() of every node: start-up errors exit 2 with a readable message, SIGINT and
-    SIGTERM shut down cleanly (exit 0), whenever they arrive."""
+    """The one main() of every node: start-up errors exit 2 with a readable message; SIGINT and
+    SIGTERM end it cleanly with status 0 whenever they arrive (see `signals`), after the node's
+    `close()` (which may publish a last message); a callback may end it with `NodeExit`."""
+    signals.install()
+    if signals.requested():
+        return 0
+    node, status = None, 0
     try:
-        rclpy.init(args=args)
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)  # ours instead
+        if signals.requested():
+            return 0
         try:
             node = make_node()
         except (ParameterException, ValueError, *startup_errors) as exc:
+            if signals.requested():   # stopped while starting: not a start-up error
+                return 0
             rclpy.logging.get_logger(name).fatal(f'cannot start: {exc}')
             return 2
         try:
-            (spin or rclpy.spin)(node)
+            with signals.interrupting():
+                (spin or _spin)(node)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
-        finally:
+        except NodeExit as exc:
+            node.get_logger().fatal(str(exc))
+            status = exc.status
+    finally:
+        if node is not None:
             getattr(node, 'close', lambda: None)()
             node.destroy_node()
-    except KeyboardInterrupt:  # a signal during start-up or shutdown
-        pass
-    finally:
         rclpy.try_shutdown()
-    return 0
+    return status
+
+
+def _spin(node) -> None:
+    executor = rclpy.get_global_executor()
+    executor.add_node(node)
+    try:
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)   # returns so that a signal is seen promptly
+    finally:
+        executor.remove_node(node)
