@@ -135,8 +135,9 @@ class BundleDetector(Detector):
         try:
             got = self.known_answers()
         except Exception as exc:
+            why = ' '.join(str(exc).split())       # one line (onnxruntime's span several)
             raise BundleError(f'{self.bundle.path}: self-test failed: {type(exc).__name__}: '
-                              f'{exc}') from exc
+                              f'{why[:300]}') from exc
         if got.shape != want.shape or not np.allclose(got, want, rtol=st['rtol'], atol=0.0):
             raise BundleError(
                 f'{self.bundle.path}: self-test failed: known-answer scores '
