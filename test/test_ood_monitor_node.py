@@ -4,6 +4,7 @@ import shutil
 import signal
 import time
 
+import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
@@ -181,7 +182,7 @@ def test_bad_parameter_set_is_rejected_and_old_value_kept(tiny_bundle, domain_id
 
 
 @pytest.mark.parametrize('damage', ['missing', 'tampered', 'bad_manifest', 'bad_param',
-                                    'cannot_run'])
+                                    'cannot_run', 'wrong_type', 'zeroed_weights'])
 def test_node_refuses_to_run_blind(tiny_bundle, domain_id, tmp_path, damage):
     bundle = tmp_path / 'bundle'
     shutil.copytree(tiny_bundle, bundle)
@@ -202,6 +203,25 @@ def test_node_refuses_to_run_blind(tiny_bundle, domain_id, tmp_path, damage):
         manifest['preprocessing']['input_size'] = [40, 40]
         (bundle / 'bundle.json').write_text(json.dumps(manifest))
         expected = 'self-test failed'      # the known-answer frames run before the warm-up
+    elif damage == 'wrong_type':
+        manifest = json.loads((bundle / 'bundle.json').read_text())
+        manifest['name'] = 123
+        (bundle / 'bundle.json').write_text(json.dumps(manifest))
+        expected = 'name: must be a str'
+    elif damage == 'zeroed_weights':   # re-hashed by someone who knows the format
+        import hashlib
+        import onnx
+        from onnx import numpy_helper
+        model = onnx.load(str(bundle / 'encoder.onnx'))
+        for init in model.graph.initializer:
+            init.CopyFrom(numpy_helper.from_array(np.zeros_like(numpy_helper.to_array(init)),
+                                                  init.name))
+        data = model.SerializeToString()
+        (bundle / 'encoder.onnx').write_bytes(data)
+        manifest = json.loads((bundle / 'bundle.json').read_text())
+        manifest['graphs']['detector']['sha256'] = hashlib.sha256(data).hexdigest()
+        (bundle / 'bundle.json').write_text(json.dumps(manifest))
+        expected = 'self-test failed'
     else:
         extra = ['fusion:=sometimes']
         expected = 'fusion must be one of'
