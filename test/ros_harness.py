@@ -40,7 +40,8 @@ class RosProcess:
         return cls(['-m', module, '--ros-args', *ros_args], domain_id, log_path, **env)
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors='replace')
 
     def wait(self, timeout: float) -> int:
