@@ -27,6 +27,22 @@ from .ros_common import run_node
 
 SAMPLE = 'sample'
 UNKNOWN = 'unknown'
+PARAMETERS = (   # name, default, description (all read-only)
+    ('recording', SAMPLE, "Recording to play: bag, image folder, video, or 'sample' (the "
+                          'shipped sample).'),
+    ('bag_topic', '', 'Image topic inside a bag (default: /camera/image_raw or the only image '
+                      'topic).'),
+    ('rate', 0.0, 'Frames per second; 0 = the recorded rate.'),
+    ('loop', False, 'Start again at the end instead of stopping.'),
+    ('compressed', False, 'Publish CompressedImage (jpeg) on image/compressed.'),
+    ('frame_id', 'camera', 'header.frame_id of published frames.'),
+    ('shift', '', 'Shift to inject live (rain, dark, fog, glare, blur, noise, snow); empty = '
+                  'none.'),
+    ('shift_after_s', 5.0, 'Seconds of playback before the injected shift starts.'),
+    ('wait_for_subscribers', 0, 'Hold playback until this many subscriptions are matched on '
+                                'the image topic (0 = start at once).'),
+    ('best_effort', False, 'Publish with best-effort QoS.'),
+)
 
 
 def sample_recording() -> Path:
@@ -45,25 +61,13 @@ class CameraReplay(Node):
     def __init__(self, **kwargs):
         super().__init__('camera_replay', **kwargs)
 
-        def declare(name, default, description):
-            return self.declare_parameter(name, default, ParameterDescriptor(
-                description=description, read_only=True)).value
-        path = declare('recording', SAMPLE, "Recording to play: bag, image folder, video, or "
-                                            "'sample' (the shipped sample).")
-        topic = declare('bag_topic', '', 'Image topic inside a bag (default: /camera/image_raw '
-                                         'or the only image topic).')
-        rate = declare('rate', 0.0, 'Frames per second; 0 = the recorded rate.')
-        self.loop = declare('loop', False, 'Start again at the end instead of stopping.')
-        self.compressed = declare('compressed', False, 'Publish CompressedImage (jpeg) on '
-                                                       'image/compressed.')
-        self.frame_id = declare('frame_id', 'camera', 'header.frame_id of published frames.')
-        shift = declare('shift', '', 'Shift to inject live (rain, dark, fog, glare, blur, '
-                                     'noise, snow); empty = none.')
-        self.shift_after = declare('shift_after_s', 5.0, 'Seconds of playback before the '
-                                                         'injected shift starts.')
-        self.wait_subscribers = declare('wait_for_subscribers', 0, 'Hold playback until this '
-                                        'many subscribers are matched (0 = start at once).')
-        best_effort = declare('best_effort', False, 'Publish with best-effort QoS.')
+        v = {name: self.declare_parameter(name, default, ParameterDescriptor(
+            description=description, read_only=True)).value
+            for name, default, description in PARAMETERS}
+        path, topic, rate, shift = v['recording'], v['bag_topic'], v['rate'], v['shift']
+        self.loop, self.compressed, self.frame_id = v['loop'], v['compressed'], v['frame_id']
+        self.shift_after, self.wait_subscribers = v['shift_after_s'], v['wait_for_subscribers']
+        best_effort = v['best_effort']
         self.jpeg_quality = 85
 
         self.path = sample_recording() if path == SAMPLE else Path(path)
@@ -148,7 +152,18 @@ def _play(node) -> None:
     time.sleep(0.3)
 
 
+def usage() -> str:
+    rows = '\n'.join(f'  {name:<22}{default!r:<10} {text}' for name, default, text in PARAMETERS)
+    return (f'usage: camera_replay [--ros-args -p NAME:=VALUE ...]\n\n{__doc__.strip()}\n\n'
+            f'parameters (name, default, meaning):\n{rows}\n')
+
+
 def main(args=None) -> int:
+    argv = sys.argv[1:] if args is None else list(args)
+    user_args = argv[:argv.index('--ros-args')] if '--ros-args' in argv else argv
+    if {'-h', '--help'} & set(user_args):
+        print(usage())
+        return 0
     return run_node('camera_replay', CameraReplay, (RecordingError,), spin=_play, args=args)
 
 
