@@ -1,7 +1,7 @@
 """ament_python package setup; the version comes from package.xml (the one place it is written)."""
+from glob import glob
 import os
 import re
-from glob import glob
 
 from setuptools import find_packages, setup
 

@@ -16,7 +16,8 @@ from leanood_ros.launch_config import (cloud_node_config, end_launch_when_exits,
 
 ARGS = [
     ('side', 'both', 'Which part to start here.', ['both', 'edge', 'cloud']),
-    ('variant', '', 'EARLIN bundle, variant or path (unset: params_file, else earlin_lite0).', None),
+    ('variant', '', 'EARLIN bundle, variant or path (unset: params_file, else earlin_lite0).',
+     None),
     ('device', '', 'Inference device of both parts: cpu or gpu (unset: params_file, else cpu).',
      None),
     ('params_file', '', 'YAML parameter file of both nodes (see config/earlin.yaml).', None),

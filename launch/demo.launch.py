@@ -1,6 +1,6 @@
 """The demo on a robot: the shipped sample recording (or any recording) -> ood_monitor.
 
-    ros2 launch leanood_ros demo.launch.py [detector:=earlin] [recording:=/path/to/bag] [shift:=fog]
+    ros2 launch leanood_ros demo.launch.py [detector:=earlin] [recording:=/path/bag] [shift:=fog]
     ros2 topic echo /ood/is_safe
 
 The camera holds playback until the monitor's subscription is matched; when either node exits
@@ -16,7 +16,7 @@ from leanood_ros.launch_config import (end_launch_when_exits, monitor_node_confi
 
 ARGS = [
     ('detector', '', 'Detector family: vae or earlin (unset: params_file, else vae).'),
-    ('variant', '', 'Model variant or bundle path (unset: the detector\'s lean one).'),
+    ('variant', '', "Model variant or bundle path (unset: the detector's lean one)."),
     ('params_file', '', 'YAML parameter file of the monitor (see config/).'),
     ('recording', 'sample', 'Recording to play (bag, image folder, video) or sample.'),
     ('loop', 'true', 'Play the recording in a loop (false: the launch ends with it).'),

@@ -29,7 +29,7 @@ ARGS = [
     ('managed', '', f'true: a lifecycle (managed) monitor ({UNSET}).'),
     ('overlay', '', f'true: publish the ood/overlay debug image ({UNSET}).'),
     ('safety_gate', 'false', 'true: also start safety_gate (cmd_vel_in -> cmd_vel_out).'),
-    ('cmd_vel_in', '/cmd_vel_raw', 'safety_gate: the controller\'s command topic.'),
+    ('cmd_vel_in', '/cmd_vel_raw', "safety_gate: the controller's command topic."),
     ('cmd_vel_out', '/cmd_vel', 'safety_gate: the topic the base listens to.'),
 ]
 GATE_ARGS = ('cmd_vel_in', 'cmd_vel_out')

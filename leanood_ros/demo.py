@@ -118,8 +118,10 @@ def run(model: str, recording: str, device: str = 'cpu', rate: float = 0.0,
 
 
 def _matched_publishers(node, sub) -> int:
-    """Publishers matched by this subscription (the reader's side); the graph count on Humble,
-    whose rclpy lacks Subscription.get_publisher_count."""
+    """Count the publishers this subscription has matched (the reader's side).
+
+    Humble's rclpy lacks Subscription.get_publisher_count: there, the graph's count.
+    """
     count = getattr(sub, 'get_publisher_count', None)
     return count() if count else node.count_publishers(sub.topic_name)
 

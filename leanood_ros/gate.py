@@ -7,9 +7,9 @@ monitor went quiet or never spoke) and commands are limited by `unsafe_action`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import math
 import time
-from dataclasses import dataclass
 
 OPEN, UNSAFE, STALE = 'open', 'unsafe', 'stale'
 UNSAFE_ACTIONS = ('stop', 'scale', 'rotate_only')
@@ -54,7 +54,7 @@ DESCRIPTIONS = {
 
 
 class SafetyGate:
-    """Call `on_is_safe` for every flag, `filter` for every command and `tick` on a timer.
+    """Call `on_is_safe` for every flag, `on_command` for every command and `tick` on a timer.
 
     `on_transition(old, new, reason)` is called once per change of state (for the log and the
     state topic); the gate starts closed (`stale`: nothing heard yet).
@@ -95,16 +95,18 @@ class SafetyGate:
         return state
 
     def on_is_safe(self, is_safe: bool):
-        """Record a flag; returns the command to publish at once when it closes the gate (the
-        base stops now, not at the next controller command), else None."""
+        """Record a flag; return the command to publish at once when it closes the gate.
+
+        The base stops now, not at the next controller command; None when nothing is due.
+        """
         was_open = self.state == OPEN
         self._safe, self._safe_at = bool(is_safe), self._clock()
         if self.evaluate() != OPEN and was_open:
             return self._held_command()
         return None
 
-    def filter(self, command: tuple) -> tuple:
-        """The command to send to the base for an incoming controller command."""
+    def on_command(self, command: tuple) -> tuple:
+        """Return the command to send to the base for an incoming controller command."""
         self._last_cmd, self._cmd_at = tuple(float(c) for c in command), self._clock()
         if self.evaluate() == OPEN:
             self.counts['passed'] += 1
@@ -113,7 +115,7 @@ class SafetyGate:
         return self._limit(self._last_cmd)
 
     def tick(self):
-        """On the gate's timer: the command to publish while closed, None while open."""
+        """Return the command to publish on the gate's timer: while closed; None while open."""
         if self.evaluate() == OPEN:
             return None
         self.counts['stop_ticks'] += 1

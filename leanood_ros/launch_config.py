@@ -32,8 +32,11 @@ def _choice(name: str, text: str, choices) -> str:
 
 
 def file_parameters(params_file: str, node_name: str) -> dict:
-    """The parameters a ROS 2 parameter file gives `node_name` (sections `node_name`,
-    `/**/node_name`, `/**`); ValueError when the file is missing or not such a file."""
+    """Return the parameters a ROS 2 parameter file gives `node_name`.
+
+    Sections `node_name`, `/**/node_name` and `/**` count; ValueError when the file is missing
+    or not a parameter file.
+    """
     import yaml
     path = Path(params_file)
     if not path.is_file():
@@ -41,7 +44,8 @@ def file_parameters(params_file: str, node_name: str) -> dict:
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ValueError(f'launch argument params_file: {params_file} is not YAML ({exc})') from exc
+        raise ValueError(f'launch argument params_file: {params_file} is not YAML '
+                         f'({exc})') from exc
     if not isinstance(doc, dict):
         raise ValueError(f'launch argument params_file: {params_file} is not a parameter file')
     found = {}
@@ -97,8 +101,9 @@ def replay_node_config(recording: str = 'sample', rate: str = '0.0', loop: str =
         raise ValueError('launch arguments rate, shift_after_s and wait_for_subscribers must '
                          f'be numbers ({exc})') from exc
     return {'namespace': namespace.strip('/'),
-            'parameters': [{'recording': recording, 'rate': rate_v, 'loop': parse_bool('loop', loop),
-                            'shift': shift, 'shift_after_s': after_v,
+            'parameters': [{'recording': recording, 'rate': rate_v,
+                            'loop': parse_bool('loop', loop), 'shift': shift,
+                            'shift_after_s': after_v,
                             'compressed': parse_bool('compressed', compressed),
                             'wait_for_subscribers': wait_v}],
             'remappings': _topic_remappings(image_topic)}
@@ -121,8 +126,11 @@ def cloud_node_config(variant: str = '', device: str = '', namespace: str = '',
 
 def gate_node_config(params_file: str = '', namespace: str = '',
                      cmd_vel_in: str = '/cmd_vel_raw', cmd_vel_out: str = '/cmd_vel') -> dict:
-    """The safety_gate beside a monitor: same namespace (it listens to the monitor's relative
-    `ood/is_safe`), same parameter file (a `safety_gate` section configures it)."""
+    """Configure the safety_gate beside a monitor.
+
+    Same namespace (it listens to the monitor's relative `ood/is_safe`), same parameter file
+    (a `safety_gate` section configures it).
+    """
     if not cmd_vel_in or not cmd_vel_out or cmd_vel_in == cmd_vel_out:
         raise ValueError('launch arguments cmd_vel_in and cmd_vel_out must be two different '
                          f'topics, got {cmd_vel_in!r} and {cmd_vel_out!r}')
@@ -134,15 +142,18 @@ def gate_node_config(params_file: str = '', namespace: str = '',
 
 
 def required_exit(name: str, returncode: int, shutting_down: bool) -> str:
-    """A required node has exited: the launch ends.  A failure raises, which makes `ros2 launch`
-    exit 1 (its only way to report a failed node); exits during shutdown are expected."""
+    """Return why the launch ends when a required node has exited.
+
+    A failure raises, which makes `ros2 launch` exit 1 (its only way to report a failed node);
+    exits during shutdown are expected.
+    """
     if returncode != 0 and not shutting_down:
         raise RuntimeError(f'{name} exited with code {returncode}')
     return f'{name} exited'
 
 
 def end_launch_when_exits(node):
-    """Launch glue (imports `launch`, so only launch files call it): make `node` required."""
+    """Make `node` required (launch glue: imports `launch`, so only launch files call it)."""
     from launch.actions import RegisterEventHandler, Shutdown
     from launch.event_handlers import OnProcessExit
     return RegisterEventHandler(OnProcessExit(

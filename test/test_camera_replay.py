@@ -43,7 +43,7 @@ def listener(domain_id):
 
 
 def test_plays_recording_at_recorded_rate_with_fresh_stamps(recording, domain_id, tmp_path,
-                                                             listener):
+                                                            listener):
     listener.subscribe(Image, 'image', depth=1000)
     proc = replay(recording, domain_id, tmp_path)
     assert proc.wait(60) == 0, proc.output()

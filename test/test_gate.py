@@ -3,8 +3,8 @@ from dataclasses import fields
 
 import pytest
 
-from leanood_ros.gate import (DESCRIPTIONS, OPEN, STALE, UNSAFE, ZERO, GateSettings,
-                              SafetyGate)
+from leanood_ros.gate import (DESCRIPTIONS, GateSettings, OPEN, SafetyGate, STALE, UNSAFE,
+                              ZERO)
 
 GO = (0.5, 0.0, 0.0, 0.0, 0.0, 0.3)
 
@@ -26,9 +26,9 @@ def make(**settings):
 
 def test_closed_until_the_first_true_then_passes_commands():
     gate, clock, seen = make()
-    assert gate.state == STALE and gate.filter(GO) == ZERO and gate.tick() == ZERO
+    assert gate.state == STALE and gate.on_command(GO) == ZERO and gate.tick() == ZERO
     assert gate.on_is_safe(True) is None
-    assert gate.state == OPEN and gate.filter(GO) == GO and gate.tick() is None
+    assert gate.state == OPEN and gate.on_command(GO) == GO and gate.tick() is None
     assert seen == [(STALE, OPEN)]
     assert gate.counts == {'passed': 1, 'limited': 1, 'stop_ticks': 1, 'transitions': 1}
 
@@ -36,13 +36,13 @@ def test_closed_until_the_first_true_then_passes_commands():
 def test_unsafe_stops_at_once_and_on_the_timer():
     gate, clock, seen = make()
     gate.on_is_safe(True)
-    gate.filter(GO)
+    gate.on_command(GO)
     assert gate.on_is_safe(False) == ZERO        # published at once, not at the next command
     assert gate.state == UNSAFE and 'false' in gate.reason
-    assert gate.filter(GO) == ZERO and gate.tick() == ZERO
+    assert gate.on_command(GO) == ZERO and gate.tick() == ZERO
     assert gate.on_is_safe(False) is None        # no repeat burst per flag while closed
     gate.on_is_safe(True)
-    assert gate.filter(GO) == GO
+    assert gate.on_command(GO) == GO
     assert seen == [(STALE, OPEN), (OPEN, UNSAFE), (UNSAFE, OPEN)]
 
 
@@ -50,7 +50,7 @@ def test_a_silent_monitor_closes_the_gate_after_heartbeat_timeout():
     gate, clock, seen = make(heartbeat_timeout=0.5)
     gate.on_is_safe(True)
     clock.t += 0.5
-    assert gate.filter(GO) == GO                 # exactly at the timeout: still fresh
+    assert gate.on_command(GO) == GO                 # exactly at the timeout: still fresh
     clock.t += 0.01
     assert gate.tick() == ZERO and gate.state == STALE
     assert 'heartbeat_timeout' in gate.reason
@@ -65,7 +65,7 @@ def test_a_silent_monitor_closes_the_gate_after_heartbeat_timeout():
 def test_unsafe_actions(action, scale, expected):
     gate, clock, _ = make(unsafe_action=action, unsafe_scale=scale, command_timeout=0.5)
     gate.on_is_safe(False)
-    assert gate.filter(GO) == pytest.approx(expected)
+    assert gate.on_command(GO) == pytest.approx(expected)
     clock.t += 0.4
     assert gate.tick() == pytest.approx(expected)   # the limited last command, while fresh
     clock.t += 0.2
@@ -73,9 +73,9 @@ def test_unsafe_actions(action, scale, expected):
 
 
 @pytest.mark.parametrize('kwargs,message', [
-    (dict(heartbeat_timeout=0.0), 'heartbeat_timeout'), (dict(unsafe_scale=1.5), 'unsafe_scale'),
-    (dict(unsafe_action='coast'), 'unsafe_action'), (dict(stop_rate=float('nan')), 'stop_rate'),
-    (dict(command_timeout=-1.0), 'command_timeout'),
+    ({'heartbeat_timeout': 0.0}, 'heartbeat_timeout'), ({'unsafe_scale': 1.5}, 'unsafe_scale'),
+    ({'unsafe_action': 'coast'}, 'unsafe_action'), ({'stop_rate': float('nan')}, 'stop_rate'),
+    ({'command_timeout': -1.0}, 'command_timeout'),
 ])
 def test_invalid_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -13,8 +13,10 @@ CONFIG = REPO / 'config'
 
 
 def effective(cfg, node='ood_monitor'):
-    """The parameters the node ends up with: the entries in order, a later one wins (what
-    launch_ros does with a list of files and dicts)."""
+    """Return the parameters the node ends up with.
+
+    The entries in order, a later one wins: what launch_ros does with files and dicts.
+    """
     values = {}
     for entry in cfg['parameters']:
         values.update(file_parameters(entry, node) if isinstance(entry, str) else entry)
@@ -69,10 +71,10 @@ def test_flags_pass_through_as_booleans_and_namespace_is_cleaned():
 
 
 @pytest.mark.parametrize('kwargs,message', [
-    (dict(detector='yolo'), 'detector'), (dict(device='tpu'), 'device'),
-    (dict(compressed='maybe'), 'compressed'), (dict(image_topic=''), 'image_topic'),
-    (dict(require_gpu='y'), 'require_gpu'), (dict(managed='2'), 'managed'),
-    (dict(params_file='/no/such.yaml'), 'no such file'),
+    ({'detector': 'yolo'}, 'detector'), ({'device': 'tpu'}, 'device'),
+    ({'compressed': 'maybe'}, 'compressed'), ({'image_topic': ''}, 'image_topic'),
+    ({'require_gpu': 'y'}, 'require_gpu'), ({'managed': '2'}, 'managed'),
+    ({'params_file': '/no/such.yaml'}, 'no such file'),
 ])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -123,9 +125,11 @@ def test_a_required_node_that_exits_ends_the_launch(returncode, shutting_down, f
 
 @pytest.mark.parametrize('launch_file', sorted((REPO / 'launch').glob('*.launch.py')))
 def test_launch_files_are_thin_and_use_the_shared_api(launch_file):
-    """`launch` cannot be installed here, so check what can be checked: the file parses, defines
-    generate_launch_description, imports only the API shared by Humble/Jazzy/Kilted, and keeps
-    its logic in leanood_ros."""
+    """Check what can be checked without `launch` (not installable here).
+
+    The file parses, defines generate_launch_description, imports only the API shared by
+    Humble/Jazzy/Kilted, and keeps its logic in leanood_ros.
+    """
     tree = ast.parse(launch_file.read_text())
     names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert 'generate_launch_description' in names
@@ -146,9 +150,11 @@ class _Recorder:
 
 
 def _run_launch_file(launch_file, monkeypatch, **arguments):
-    """Evaluate a launch file against recording stand-ins of the launch API (the real `launch`
-    package is not installable here): return its declared arguments, the Node actions it would
-    start and the exit handlers it registers."""
+    """Evaluate a launch file against recording stand-ins of the launch API.
+
+    The real `launch` package is not installable here.  Returns its declared arguments, the
+    Node actions it would start and the exit handlers it registers.
+    """
     import importlib.util
     import sys
     import types
@@ -240,8 +246,8 @@ def test_monitor_launch_file_with_arguments_and_the_gate(monkeypatch):
 
 
 @pytest.mark.parametrize('arguments,message', [
-    (dict(detector='yolo'), 'detector'), (dict(device='tpu'), 'device'),
-    (dict(safety_gate='maybe'), 'safety_gate'), (dict(params_file='/nope.yaml'), 'no such'),
+    ({'detector': 'yolo'}, 'detector'), ({'device': 'tpu'}, 'device'),
+    ({'safety_gate': 'maybe'}, 'safety_gate'), ({'params_file': '/nope.yaml'}, 'no such'),
 ])
 def test_monitor_launch_file_rejects_invalid_choices(monkeypatch, arguments, message):
     with pytest.raises(ValueError, match=message):

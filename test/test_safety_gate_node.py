@@ -1,10 +1,12 @@
-"""Integration over DDS: camera_replay -> ood_monitor -> safety_gate, real processes; this test
-is the controller (cmd_vel_in at 10 Hz) and the base (listens to cmd_vel_out)."""
+"""Integration over DDS: camera_replay -> ood_monitor -> safety_gate, as real processes.
+
+This test is the controller (cmd_vel_in at 10 Hz) and the base (listens to cmd_vel_out).
+"""
 import signal
 import time
 
-import pytest
 from geometry_msgs.msg import Twist
+import pytest
 from std_msgs.msg import Bool, Header, String
 
 from ros_harness import Listener, RosProcess
@@ -23,7 +25,7 @@ def is_zero(t: Twist) -> bool:
 
 @pytest.fixture
 def robot(domain_id):
-    """This process as controller and base."""
+    """Act as the controller and the base."""
     lis = Listener(domain_id)
     lis.subscribe(Bool, 'ood/is_safe', latched=True, depth=1000)
     lis.subscribe(String, 'safety_gate/state', latched=True, depth=100)
@@ -38,8 +40,11 @@ def robot(domain_id):
 
 
 def start_graph(domain_id, tmp_path, robot, **replay):
-    """Gate and camera first (the camera holds playback until the monitor subscribes), the
-    monitor last, so that its subscription matches the camera before the first frame."""
+    """Start the gate and the camera first, the monitor last.
+
+    The camera holds playback until the monitor subscribes; the monitor's subscription matches
+    the camera's publisher the moment it is created, before the first frame.
+    """
     gate = RosProcess.node('leanood_ros.nodes.safety_gate', [
         '-p', f'heartbeat_timeout:={HEARTBEAT_TIMEOUT}', '-p', f'stop_rate:={STOP_RATE}'],
         domain_id, tmp_path / 'gate.log')

@@ -8,22 +8,22 @@ Each frame's label (known from the recording, or the injected shift) is publishe
 """
 from __future__ import annotations
 
+from pathlib import Path
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
+import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from ..data.recordings import RecordingError, open_recording
-from ..image_conversion import to_rgb
 from .ros_common import run_node
+from ..data.recordings import open_recording, RecordingError
+from ..image_conversion import to_rgb
 
 SAMPLE = 'sample'
 UNKNOWN = 'unknown'
@@ -46,7 +46,7 @@ PARAMETERS = (   # name, default, description (all read-only)
 
 
 def sample_recording() -> Path:
-    """The small recording shipped with the package (installed share, else the checkout)."""
+    """Return the small recording shipped with the package (installed share, else checkout)."""
     try:
         from ament_index_python.packages import get_package_share_directory
         p = Path(get_package_share_directory('leanood_ros')) / 'samples' / 'duckietown_rain'
@@ -93,10 +93,11 @@ class CameraReplay(Node):
         self.started = None
         self.finished = False
         self.timer = self.create_timer(self.period, self._tick)
+        extras = (f', {shift} after {self.shift_after:g} s' if shift else '') + \
+            (', looping' if self.loop else '')
         self.get_logger().info(
             f'playing {self.path} ({len(self.recording)} frames) on {self.pub.topic_name} at '
-            f'{1 / self.period:.1f} fps' + (f', {shift} after {self.shift_after:g} s'
-                                             if shift else '') + (', looping' if self.loop else ''))
+            f'{1 / self.period:.1f} fps{extras}')
 
     def _recorded_period(self) -> float:
         stamps = []

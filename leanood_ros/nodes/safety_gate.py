@@ -1,5 +1,6 @@
-"""`safety_gate`: between the controller and the base, lets velocity commands through only while
-`ood/is_safe` is true and fresh (the rules live in `leanood_ros.gate`).
+"""`safety_gate`: lets velocity commands through only while `ood/is_safe` is true and fresh.
+
+It sits between the controller and the base; the rules live in `leanood_ros.gate`.
 
     cmd_vel_in (controller) -> safety_gate -> cmd_vel_out (base)
 
@@ -8,8 +9,8 @@ when the controller goes quiet.  Its state goes to `safety_gate/state` and /diag
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import fields
+import sys
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist, TwistStamped
@@ -18,10 +19,11 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, String
 
-from ..gate import DESCRIPTIONS, OPEN, STALE, GateSettings, SafetyGate
 from .ros_common import run_node
+from ..gate import DESCRIPTIONS, GateSettings, OPEN, SafetyGate, STALE, UNSAFE
 
-_LEVEL = {OPEN: DiagnosticStatus.OK, 'unsafe': DiagnosticStatus.WARN, STALE: DiagnosticStatus.ERROR}
+_LEVEL = {OPEN: DiagnosticStatus.OK, UNSAFE: DiagnosticStatus.WARN,
+          STALE: DiagnosticStatus.ERROR}
 
 
 def _to_tuple(t: Twist) -> tuple:
@@ -84,9 +86,9 @@ class SafetyGateNode(Node):
     def _on_command(self, msg) -> None:
         if self.settings.stamped:
             self.frame_id = msg.header.frame_id
-            self._send(self.gate.filter(_to_tuple(msg.twist)), msg.header.stamp)
+            self._send(self.gate.on_command(_to_tuple(msg.twist)), msg.header.stamp)
         else:
-            self._send(self.gate.filter(_to_tuple(msg)))
+            self._send(self.gate.on_command(_to_tuple(msg)))
 
     def _tick(self) -> None:
         command = self.gate.tick()
