@@ -16,7 +16,7 @@ def prefix():
     from ament_index_python.packages import get_package_prefix, PackageNotFoundError
     try:
         return Path(get_package_prefix('leanood_ros'))
-    except PackageNotFoundError:
+    except (PackageNotFoundError, OSError):   # not in an ament prefix, or none is set
         pytest.skip('leanood_ros is not installed in an ament prefix')
 
 
