@@ -1,7 +1,7 @@
 """ament_python package setup; the version comes from package.xml (the one place it is written)."""
+from glob import glob
 import os
 import re
-from glob import glob
 
 from setuptools import find_packages, setup
 
@@ -43,6 +43,7 @@ setup(
             'ood_monitor = leanood_ros.nodes.ood_monitor:main',
             'camera_replay = leanood_ros.nodes.camera_replay:main',
             'collaborative_inference = leanood_ros.nodes.collaborative_inference:main',
+            'safety_gate = leanood_ros.nodes.safety_gate:main',
             'leanood = leanood_ros.cli:main',
         ],
     },

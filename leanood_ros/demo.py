@@ -35,15 +35,16 @@ def _node(module: str, params: dict, env: dict, log) -> subprocess.Popen:
 
 
 def run(model: str, recording: str, device: str = 'cpu', rate: float = 0.0,
-        shift: str = '', shift_after: float = 4.0, quiet: bool = False) -> dict:
+        shift: str = '', shift_after: float = 4.0, quiet: bool = False,
+        domain: int | None = None) -> dict:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
-    from std_msgs.msg import Bool, Header
+    from std_msgs.msg import Header
 
-    domain = random.Random(os.getpid()).randint(150, 230)
+    if domain is None:  # a private domain per run; tests pass their own
+        domain = random.Random(os.getpid()).randint(150, 230)
     env = _env(domain)
     log_path = os.path.join(os.environ.get('TMPDIR', '/tmp'), f'leanood_demo_{os.getpid()}.log')
     log = open(log_path, 'wb')
@@ -63,31 +64,33 @@ def run(model: str, recording: str, device: str = 'cpu', rate: float = 0.0,
             verdicts[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = (
                 float(kv['score']), float(kv['p_value']), kv['is_safe'] == 'True', st.message,
                 float(kv['latency_ms']))
-    ready = threading.Event()
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    node.create_subscription(Bool, 'ood/is_safe', lambda _: ready.set(), latched)
-    node.create_subscription(Header, 'camera_replay/label', on_label, 1000)
-    # Also take the images: the replay waits for two subscribers (the monitor and this one), so
-    # it starts only when this listener is connected and no label is missed.
-    node.create_subscription(Image, 'image', lambda _: None, 1)
+    label_sub = node.create_subscription(Header, 'camera_replay/label', on_label, 1000)
     node.create_subscription(DiagnosticArray, 'ood/status', on_status, 1000)
+    # Also take the images: the replay waits for two subscribers (the monitor and this one).
+    node.create_subscription(Image, 'image', lambda _: None, 1)
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
     stop = threading.Event()
     spin = threading.Thread(target=_spin, args=(ex, stop), daemon=True)
     spin.start()
 
-    monitor = _node('leanood_ros.nodes.ood_monitor', {'model': model, 'device': device}, env, log)
-    # start the camera once the monitor is up and this listener hears it (no verdict is missed)
-    deadline = time.monotonic() + 60
-    while not (ready.wait(0.1) and node.count_publishers('ood/status') >= 1):
-        if monitor.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f'ood_monitor did not start; see {log_path}')
+    # No frame may be lost before the endpoints match on both sides.  The camera starts first
+    # and holds playback until the monitor's and this listener's subscriptions match its
+    # publisher (the writer's side).  The monitor starts after it: its participant discovers the
+    # camera's publisher while it loads the model, so its subscription matches the moment it is
+    # created, before the camera can see it (the reader's side).  Started the other way round,
+    # the camera could publish while the monitor's reader had not matched yet; the frames
+    # retransmitted then arrive in one burst and a depth-1 reader keeps only the newest.
     replay_params = {'recording': recording, 'wait_for_subscribers': 2, 'rate': float(rate)}
     if shift:
         replay_params.update(shift=shift, shift_after_s=float(shift_after))
     replay = _node('leanood_ros.nodes.camera_replay', replay_params, env, log)
+    deadline = time.monotonic() + 60
+    while _matched_publishers(node, label_sub) < 1:
+        if replay.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f'camera_replay did not start; see {log_path}')
+        time.sleep(0.05)
+    monitor = _node('leanood_ros.nodes.ood_monitor', {'model': model, 'device': device}, env, log)
     try:
         while replay.poll() is None:
             time.sleep(0.1)
@@ -112,6 +115,15 @@ def run(model: str, recording: str, device: str = 'cpu', rate: float = 0.0,
     if replay.returncode not in (0, None, -signal.SIGINT):
         raise RuntimeError(f'camera_replay failed ({replay.returncode}); see {log_path}')
     return summarize(labels, verdicts, quiet)
+
+
+def _matched_publishers(node, sub) -> int:
+    """Count the publishers this subscription has matched (the reader's side).
+
+    Humble's rclpy lacks Subscription.get_publisher_count: there, the graph's count.
+    """
+    count = getattr(sub, 'get_publisher_count', None)
+    return count() if count else node.count_publishers(sub.topic_name)
 
 
 def _spin(ex, stop):

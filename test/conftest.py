@@ -1,15 +1,13 @@
+"""Fixtures of the whole suite.
+
+The helpers next to this file (ros_harness, bundle_factory) import as top-level modules: pytest
+puts a test directory without __init__.py on sys.path (its default `prepend` import mode), and
+`python -m pytest` from the checkout, colcon test and an installed package all find leanood_ros.
+"""
 import itertools
 import os
-import sys
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-TEST_DIR = Path(__file__).resolve().parent
-for p in (str(REPO), str(TEST_DIR)):
-    if p not in sys.path:
-        sys.path.insert(0, p)
 
 # Keep DDS traffic on this host for every rclpy context this process and its children create.
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
@@ -20,8 +20,8 @@ def ros_env(domain_id: int, **extra) -> dict:
     env = dict(os.environ)
     env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                PYTHONUNBUFFERED='1', RCUTILS_COLORIZED_OUTPUT='0')
-    env['PYTHONPATH'] = os.pathsep.join([str(REPO)] + [p for p in
-                                                        env.get('PYTHONPATH', '').split(os.pathsep) if p])
+    paths = [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p]
+    env['PYTHONPATH'] = os.pathsep.join([str(REPO)] + paths)
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -40,7 +40,8 @@ class RosProcess:
         return cls(['-m', module, '--ros-args', *ros_args], domain_id, log_path, **env)
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors='replace')
 
     def wait(self, timeout: float) -> int:

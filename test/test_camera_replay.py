@@ -43,7 +43,7 @@ def listener(domain_id):
 
 
 def test_plays_recording_at_recorded_rate_with_fresh_stamps(recording, domain_id, tmp_path,
-                                                             listener):
+                                                            listener):
     listener.subscribe(Image, 'image', depth=1000)
     proc = replay(recording, domain_id, tmp_path)
     assert proc.wait(60) == 0, proc.output()
@@ -94,3 +94,19 @@ def test_bad_configuration_exits_with_a_message(recording, domain_id, tmp_path, 
                            tmp_path / 'bad.log')
     assert proc.wait(30) == 2
     assert message in proc.output()
+
+
+def test_help_lists_the_parameters_and_starts_nothing():
+    import subprocess
+    import sys
+
+    from leanood_ros.nodes.camera_replay import PARAMETERS
+    from ros_harness import REPO, ros_env
+    out = subprocess.run([sys.executable, '-m', 'leanood_ros.nodes.camera_replay', '--help'],
+                         cwd=REPO, env=ros_env(0), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    readme = (REPO / 'README.md').read_text()
+    for name, default, _ in PARAMETERS:
+        assert f'  {name} ' in out.stdout
+        assert f'| `{name}` | `{default!r}` |' in readme, f'README lacks camera_replay {name}'
+    assert 'playing' not in out.stdout + out.stderr

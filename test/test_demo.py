@@ -6,8 +6,8 @@ from leanood_ros import demo
 pytestmark = pytest.mark.integration
 
 
-def test_demo_flags_the_rain_shortly_after_it_starts(capsys):
-    summary = demo.run('vae_lean', 'sample')
+def test_demo_flags_the_rain_shortly_after_it_starts(capsys, domain_id):
+    summary = demo.run('vae_lean', 'sample', domain=domain_id)
     assert summary['judged'] == summary['frames'] == 75
     assert summary['shift'] == 'rain' and summary['shift_frame'] == 40
     assert summary['delay_frames'] is not None and summary['delay_frames'] <= 3

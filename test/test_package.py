@@ -16,7 +16,8 @@ RUNTIME_DIRS = ('', 'nodes')   # the node's import closure lives here
 RUNTIME_DEPS = {'numpy': 'python3-numpy', 'cv2': 'python3-opencv',
                 'onnxruntime': 'python3-onnxruntime-pip', 'rclpy': 'rclpy',
                 'std_msgs': 'std_msgs', 'sensor_msgs': 'sensor_msgs',
-                'diagnostic_msgs': 'diagnostic_msgs', 'rcl_interfaces': 'rcl_interfaces',
+                'diagnostic_msgs': 'diagnostic_msgs', 'geometry_msgs': 'geometry_msgs',
+                'rcl_interfaces': 'rcl_interfaces',
                 'ament_index_python': 'ament_index_python'}
 
 

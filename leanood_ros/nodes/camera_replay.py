@@ -8,29 +8,45 @@ Each frame's label (known from the recording, or the injected shift) is publishe
 """
 from __future__ import annotations
 
+from pathlib import Path
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
+import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from ..data.recordings import RecordingError, open_recording
-from ..image_conversion import to_rgb
 from .ros_common import run_node
+from ..data.recordings import open_recording, RecordingError
+from ..image_conversion import to_rgb
 
 SAMPLE = 'sample'
 UNKNOWN = 'unknown'
+PARAMETERS = (   # name, default, description (all read-only)
+    ('recording', SAMPLE, "Recording to play: bag, image folder, video, or 'sample' (the "
+                          'shipped sample).'),
+    ('bag_topic', '', 'Image topic inside a bag (default: /camera/image_raw or the only image '
+                      'topic).'),
+    ('rate', 0.0, 'Frames per second; 0 = the recorded rate.'),
+    ('loop', False, 'Start again at the end instead of stopping.'),
+    ('compressed', False, 'Publish CompressedImage (jpeg) on image/compressed.'),
+    ('frame_id', 'camera', 'header.frame_id of published frames.'),
+    ('shift', '', 'Shift to inject live (rain, dark, fog, glare, blur, noise, snow); empty = '
+                  'none.'),
+    ('shift_after_s', 5.0, 'Seconds of playback before the injected shift starts.'),
+    ('wait_for_subscribers', 0, 'Hold playback until this many subscriptions are matched on '
+                                'the image topic (0 = start at once).'),
+    ('best_effort', False, 'Publish with best-effort QoS.'),
+)
 
 
 def sample_recording() -> Path:
-    """The small recording shipped with the package (installed share, else the checkout)."""
+    """Return the small recording shipped with the package (installed share, else checkout)."""
     try:
         from ament_index_python.packages import get_package_share_directory
         p = Path(get_package_share_directory('leanood_ros')) / 'samples' / 'duckietown_rain'
@@ -45,25 +61,13 @@ class CameraReplay(Node):
     def __init__(self, **kwargs):
         super().__init__('camera_replay', **kwargs)
 
-        def declare(name, default, description):
-            return self.declare_parameter(name, default, ParameterDescriptor(
-                description=description, read_only=True)).value
-        path = declare('recording', SAMPLE, "Recording to play: bag, image folder, video, or "
-                                            "'sample' (the shipped sample).")
-        topic = declare('bag_topic', '', 'Image topic inside a bag (default: /camera/image_raw '
-                                         'or the only image topic).')
-        rate = declare('rate', 0.0, 'Frames per second; 0 = the recorded rate.')
-        self.loop = declare('loop', False, 'Start again at the end instead of stopping.')
-        self.compressed = declare('compressed', False, 'Publish CompressedImage (jpeg) on '
-                                                       'image/compressed.')
-        self.frame_id = declare('frame_id', 'camera', 'header.frame_id of published frames.')
-        shift = declare('shift', '', 'Shift to inject live (rain, dark, fog, glare, blur, '
-                                     'noise, snow); empty = none.')
-        self.shift_after = declare('shift_after_s', 5.0, 'Seconds of playback before the '
-                                                         'injected shift starts.')
-        self.wait_subscribers = declare('wait_for_subscribers', 0, 'Hold playback until this '
-                                        'many subscribers are matched (0 = start at once).')
-        best_effort = declare('best_effort', False, 'Publish with best-effort QoS.')
+        v = {name: self.declare_parameter(name, default, ParameterDescriptor(
+            description=description, read_only=True)).value
+            for name, default, description in PARAMETERS}
+        path, topic, rate, shift = v['recording'], v['bag_topic'], v['rate'], v['shift']
+        self.loop, self.compressed, self.frame_id = v['loop'], v['compressed'], v['frame_id']
+        self.shift_after, self.wait_subscribers = v['shift_after_s'], v['wait_for_subscribers']
+        best_effort = v['best_effort']
         self.jpeg_quality = 85
 
         self.path = sample_recording() if path == SAMPLE else Path(path)
@@ -89,10 +93,11 @@ class CameraReplay(Node):
         self.started = None
         self.finished = False
         self.timer = self.create_timer(self.period, self._tick)
+        extras = (f', {shift} after {self.shift_after:g} s' if shift else '') + \
+            (', looping' if self.loop else '')
         self.get_logger().info(
             f'playing {self.path} ({len(self.recording)} frames) on {self.pub.topic_name} at '
-            f'{1 / self.period:.1f} fps' + (f', {shift} after {self.shift_after:g} s'
-                                             if shift else '') + (', looping' if self.loop else ''))
+            f'{1 / self.period:.1f} fps{extras}')
 
     def _recorded_period(self) -> float:
         stamps = []
@@ -148,7 +153,18 @@ def _play(node) -> None:
     time.sleep(0.3)
 
 
+def usage() -> str:
+    rows = '\n'.join(f'  {name:<22}{default!r:<10} {text}' for name, default, text in PARAMETERS)
+    return (f'usage: camera_replay [--ros-args -p NAME:=VALUE ...]\n\n{__doc__.strip()}\n\n'
+            f'parameters (name, default, meaning):\n{rows}\n')
+
+
 def main(args=None) -> int:
+    argv = sys.argv[1:] if args is None else list(args)
+    user_args = argv[:argv.index('--ros-args')] if '--ros-args' in argv else argv
+    if {'-h', '--help'} & set(user_args):
+        print(usage())
+        return 0
     return run_node('camera_replay', CameraReplay, (RecordingError,), spin=_play, args=args)
 
 

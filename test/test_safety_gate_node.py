@@ -1,0 +1,115 @@
+"""Integration over DDS: camera_replay -> ood_monitor -> safety_gate, as real processes.
+
+This test is the controller (cmd_vel_in at 10 Hz) and the base (listens to cmd_vel_out).
+"""
+import signal
+import time
+
+from geometry_msgs.msg import Twist
+import pytest
+from std_msgs.msg import Bool, Header, String
+
+from ros_harness import Listener, RosProcess
+
+pytestmark = pytest.mark.integration
+COMMAND_PERIOD = 0.1
+HEARTBEAT_TIMEOUT = 0.5
+STOP_RATE = 20.0
+# one extra DDS hop (gate -> this process) and a loaded 2-core machine's scheduling
+SLACK = 0.05
+
+
+def is_zero(t: Twist) -> bool:
+    return t.linear.x == 0.0 and t.angular.z == 0.0
+
+
+@pytest.fixture
+def robot(domain_id):
+    """Act as the controller and the base."""
+    lis = Listener(domain_id)
+    lis.subscribe(Bool, 'ood/is_safe', latched=True, depth=1000)
+    lis.subscribe(String, 'safety_gate/state', latched=True, depth=100)
+    lis.subscribe(Twist, 'cmd_vel_out', depth=1000)
+    lis.subscribe(Header, 'camera_replay/label', depth=1000)
+    pub = lis.node.create_publisher(Twist, 'cmd_vel_in', 10)
+    go = Twist()
+    go.linear.x, go.angular.z = 0.4, 0.2
+    lis.node.create_timer(COMMAND_PERIOD, lambda: pub.publish(go))
+    yield lis
+    lis.close()
+
+
+def start_graph(domain_id, tmp_path, robot, **replay):
+    """Start the gate and the camera first, the monitor last.
+
+    The camera holds playback until the monitor subscribes; the monitor's subscription matches
+    the camera's publisher the moment it is created, before the first frame.
+    """
+    gate = RosProcess.node('leanood_ros.nodes.safety_gate', [
+        '-p', f'heartbeat_timeout:={HEARTBEAT_TIMEOUT}', '-p', f'stop_rate:={STOP_RATE}'],
+        domain_id, tmp_path / 'gate.log')
+    camera = RosProcess.node('leanood_ros.nodes.camera_replay', [
+        '-p', 'recording:=sample', '-p', 'wait_for_subscribers:=1',
+        *[a for k, v in replay.items() for a in ('-p', f'{k}:={v}')]],
+        domain_id, tmp_path / 'camera.log')
+    assert robot.wait_for(lambda: robot.node.count_publishers('image') == 1 and
+                          robot.node.count_subscribers('ood/is_safe') == 2, 30), \
+        camera.output() + gate.output()
+    monitor = RosProcess.node('leanood_ros.nodes.ood_monitor', ['-p', 'model:=vae_lean'],
+                              domain_id, tmp_path / 'monitor.log')
+    return gate, camera, monitor
+
+
+def first(messages, predicate, after=0.0):
+    return next((t for t, m in messages if t > after and predicate(m)), None)
+
+
+def test_a_shift_stops_the_robot_within_the_monitors_delay_plus_one_command(
+        domain_id, tmp_path, robot):
+    procs = start_graph(domain_id, tmp_path, robot, shift='dark', shift_after_s=2.0, loop='true')
+    try:
+        assert robot.wait_for(lambda: first(robot.get('safety_gate/state'),
+                                            lambda m: m.data == 'open'), 60), \
+            '\n'.join(p.output() for p in procs)
+        t_open = first(robot.get('safety_gate/state'), lambda m: m.data == 'open')
+        assert robot.wait_for(lambda: first(robot.get('ood/is_safe'), lambda m: not m.data,
+                                            after=t_open), 20), procs[2].output()
+        time.sleep(1.0)
+    finally:
+        codes = [p.stop() for p in procs]
+    assert codes == [0, 0, 0]
+    out = robot.get('cmd_vel_out')
+    t_onset = first(robot.get('camera_replay/label'), lambda m: m.frame_id == 'dark')
+    t_unsafe = first(robot.get('ood/is_safe'), lambda m: not m.data, after=t_open)
+    t_stop = first(out, is_zero, after=t_open)
+    assert t_onset is not None and t_onset < t_unsafe
+    assert first(out, lambda m: not is_zero(m), after=t_open) < t_onset   # it drove before
+    print(f'monitor delay {t_unsafe - t_onset:.3f} s, stopped {t_stop - t_unsafe:.3f} s later')
+    assert t_unsafe - SLACK <= t_stop <= t_unsafe + COMMAND_PERIOD + SLACK
+    assert all(is_zero(m) for t, m in out if t > t_stop)   # and stays stopped
+    assert 'gate open -> unsafe: ood/is_safe is false' in procs[0].output()
+
+
+def test_a_dead_monitor_stops_the_robot_within_heartbeat_timeout(domain_id, tmp_path, robot):
+    gate, camera, monitor = procs = start_graph(domain_id, tmp_path, robot, rate=5.0)
+    try:
+        assert robot.wait_for(lambda: first(robot.get('safety_gate/state'),
+                                            lambda m: m.data == 'open'), 60), \
+            '\n'.join(p.output() for p in procs)
+        time.sleep(0.5)
+        t_kill = time.monotonic()
+        monitor.proc.send_signal(signal.SIGKILL)
+        assert robot.wait_for(lambda: first(robot.get('safety_gate/state'),
+                                            lambda m: m.data == 'stale', after=t_kill), 5)
+        time.sleep(0.5)
+    finally:
+        codes = [gate.stop(), camera.stop(), monitor.stop()]
+    assert codes[:2] == [0, 0] and codes[2] == -signal.SIGKILL
+    out = robot.get('cmd_vel_out')
+    t_open = first(robot.get('safety_gate/state'), lambda m: m.data == 'open')
+    assert all(not is_zero(m) for t, m in out if t_open + 0.2 < t < t_kill)   # it drove
+    t_stop = first(out, is_zero, after=t_kill)
+    print(f'stopped {t_stop - t_kill:.3f} s after the monitor died')
+    assert t_stop <= t_kill + HEARTBEAT_TIMEOUT + 1 / STOP_RATE + SLACK
+    assert all(is_zero(m) for t, m in out if t > t_stop)
+    assert 'gate open -> stale: no ood/is_safe for' in gate.output()
