@@ -27,7 +27,8 @@ def _write() -> None:
         '',
         '```bash',
         'LEANOOD_FAULT_TABLE=benchmarks/faults/README.md .venv/bin/python -m pytest -q \\',
-        '    test/test_reliability_decode.py test/test_reliability_node.py',
+        '    test/test_reliability_decode.py test/test_reliability_node.py test/test_bundle.py \\',
+        '    test/test_ood_monitor_node.py',
         '```',
         '',
         f'Measured {time.strftime("%Y-%m-%d", time.gmtime())} on {platform.machine()}, '

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+import fault_table
 from leanood_ros.backends import BackendError, make_backend
 from leanood_ros.bundle import (BundleError, load_bundle, resolve_bundle_path, save_bundle)
 from leanood_ros.detectors import build_detector
@@ -144,6 +145,18 @@ def test_damaged_bundles_are_refused_with_file_and_key(bundle_dir, damage, messa
     with pytest.raises(BundleError, match=message) as info:
         load_bundle(bundle_dir)
     assert str(bundle_dir) in str(info.value) and '\n' not in str(info.value)
+    TAMPER_SEEN.append(message)
+
+
+TAMPER_SEEN = []
+
+
+def test_zz_record_the_manifest_cases_in_the_fault_table():
+    if TAMPER_SEEN:
+        fault_table.record(f'bundle: {len(TAMPER_SEEN)} damaged or mistyped files/fields '
+                           '(schema, hashes, paths, NaN, wrong types, short calibration)',
+                           'BundleError, one line naming the file and the key',
+                           f'{len(TAMPER_SEEN)} of {len(TAMPER_SEEN)} refused that way')
 
 
 def test_calibration_above_every_score_is_refused(bundle_dir):
@@ -152,6 +165,8 @@ def test_calibration_above_every_score_is_refused(bundle_dir):
                  _m(['calibration']))
     with pytest.raises(BundleError, match='nothing could ever be flagged'):
         load_bundle(bundle_dir)
+    fault_table.record('bundle: calibration scores 1e30 (file and sha256 replaced)',
+                       'refused: nothing could ever be flagged', 'BundleError at load')
 
 
 @pytest.mark.parametrize('array,value,message', [
@@ -168,6 +183,8 @@ def test_insane_statistics_are_refused(fitted_bundle, tmp_path, array, value, me
                  _m(['detector', 'head', 'arrays', array]))
     with pytest.raises(BundleError, match=message):
         load_bundle(d)
+    fault_table.record(f'bundle: head array {array} replaced ({message}), sha256 updated',
+                       'refused at load', 'BundleError "' + message + '"')
 
 
 def test_swapped_statistics_fail_the_known_answer_self_test(fitted_bundle, tmp_path):
@@ -181,6 +198,8 @@ def test_swapped_statistics_fail_the_known_answer_self_test(fitted_bundle, tmp_p
     det = build_detector(load_bundle(d))
     with pytest.raises(BundleError, match='self-test failed'):
         det.self_test()
+    fault_table.record('bundle: memory bank swapped for another (valid arrays, sha256 updated)',
+                       'refused by the known-answer self-test', 'BundleError "self-test failed"')
 
 
 def _edit_graph(d, fn):
@@ -202,6 +221,8 @@ def test_zeroed_weights_fail_the_self_test(bundle_dir):
     _edit_graph(bundle_dir, zero)
     with pytest.raises(BundleError, match='self-test failed'):
         build_detector(load_bundle(bundle_dir)).self_test()
+    fault_table.record('bundle: first conv weights zeroed (sha256 updated)',
+                       'refused by the known-answer self-test', 'BundleError "self-test failed"')
 
 
 def test_graph_producing_nan_fails_the_self_test(bundle_dir):
@@ -216,6 +237,8 @@ def test_graph_producing_nan_fails_the_self_test(bundle_dir):
     _edit_graph(bundle_dir, poison)
     with pytest.raises(BundleError, match='self-test failed.*non-finite'):
         build_detector(load_bundle(bundle_dir)).self_test()
+    fault_table.record('bundle: a graph that yields NaN (sha256 updated)',
+                       'refused before start-up', 'BundleError "self-test failed ... non-finite"')
 
 
 def test_external_data_graph_is_refused(bundle_dir):
@@ -228,6 +251,9 @@ def test_external_data_graph_is_refused(bundle_dir):
                  _m(['graphs', 'detector']))
     with pytest.raises(BundleError, match='onnxruntime cannot load'):
         build_detector(load_bundle(bundle_dir))
+    fault_table.record('bundle: graph with external-data weights (sha256 updated)',
+                       'refused (the side file would escape the hash)',
+                       'BundleError: onnxruntime cannot load it from the verified bytes')
 
 
 @pytest.mark.parametrize('rel', ['encoder.onnx', 'calibration.npy'])
@@ -238,6 +264,8 @@ def test_symlinked_files_are_refused(bundle_dir, tmp_path, rel):
     (bundle_dir / rel).symlink_to(outside)
     with pytest.raises(BundleError, match='symbolic link'):
         load_bundle(bundle_dir)
+    fault_table.record(f'bundle: {rel} is a symlink out of the bundle', 'refused',
+                       'BundleError "symbolic link"')
 
 
 def test_corrupt_graph_with_matching_hash_is_refused_by_onnxruntime(bundle_dir):

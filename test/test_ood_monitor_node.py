@@ -11,6 +11,7 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import GetParameters, SetParameters
 from std_msgs.msg import Bool, Float32
 
+import fault_table
 from ros_harness import Listener, RosProcess
 
 pytestmark = pytest.mark.integration
@@ -181,6 +182,13 @@ def test_bad_parameter_set_is_rejected_and_old_value_kept(tiny_bundle, domain_id
         assert mon.stop() == 0
 
 
+BUNDLE_DAMAGE = {
+    'missing': 'directory missing', 'tampered': 'one graph byte flipped',
+    'bad_manifest': 'truncated bundle.json', 'bad_param': 'a bad parameter value',
+    'cannot_run': 'input size the graph rejects', 'wrong_type': '"name": 123 in bundle.json',
+    'zeroed_weights': 'graph weights zeroed, sha256 updated to match'}
+
+
 @pytest.mark.parametrize('damage', ['missing', 'tampered', 'bad_manifest', 'bad_param',
                                     'cannot_run', 'wrong_type', 'zeroed_weights'])
 def test_node_refuses_to_run_blind(tiny_bundle, domain_id, tmp_path, damage):
@@ -225,10 +233,15 @@ def test_node_refuses_to_run_blind(tiny_bundle, domain_id, tmp_path, damage):
     else:
         extra = ['fusion:=sometimes']
         expected = 'fusion must be one of'
+    t0 = time.monotonic()
     mon = start_monitor(bundle, domain_id, tmp_path, *extra)
     rc = mon.wait(30)
+    took = time.monotonic() - t0
     out = mon.output()
     assert rc == 2, out
     assert expected in out, out
     fatal = [line for line in out.splitlines() if 'cannot start' in line]
     assert len(fatal) == 1 and expected in fatal[0], out      # one line says it all
+    fault_table.record(f'bundle: {BUNDLE_DAMAGE[damage]} (node start-up)',
+                       'exit 2 with one line naming the file and the problem',
+                       f'exit {rc} after {took:.1f} s: "...{fatal[0].split(str(tmp_path))[-1][:90]}"')
