@@ -167,3 +167,14 @@ def test_adapt_with_benign_variants_fits_and_calibrates_on_them(site, tmp_path):
                      [rec['normal_2']], benign=1, log=lambda m: None)
     assert s['fit_frames'] == 440 and s['calibration_frames'] == 220
     assert 'benign' in load_bundle(tmp_path / 'b').manifest['calibration']['source']
+
+
+def test_refit_can_replace_the_head_type(site, tmp_path):
+    from leanood_ros.training.refit import refit
+    _, src, rec = site
+    refit(src, tmp_path / 'maha', [rec['normal_0'], rec['normal_1']], [rec['normal_2']],
+          [rec['normal_3']], head='mahalanobis')
+    b = load_bundle(tmp_path / 'maha')
+    assert b.head.type == 'mahalanobis' and b.head.input == 'mu'
+    assert b.manifest['detector']['head']['type'] == 'mahalanobis'
+    build_detector(b).self_test()

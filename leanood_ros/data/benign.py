@@ -65,3 +65,61 @@ def benign_frames(paths, pre, variants: int = 1, stride: int = 1, seed: int = 0)
                 for _ in range(variants):
                     out.append(pre.resize(DecodedImage(cam(rgb), 'rgb')))
     return np.stack(out) if out else np.zeros((0, pre.height, pre.width, 3), np.uint8)
+
+
+class FixedCamera:
+    """One benign camera for a whole recording (a real camera does not change per frame): a
+    resolution, JPEG quality, exposure and white balance drawn once from the same ranges."""
+
+    def __init__(self, seed: int):
+        rng = np.random.default_rng(seed)
+        self.size = RESOLUTIONS[rng.integers(len(RESOLUTIONS))]
+        self.quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1))
+        self.gamma = float(rng.uniform(0.88, 1.15))
+        self.gain = float(rng.uniform(0.92, 1.08)) * rng.uniform(0.93, 1.07, 3)
+
+    def describe(self) -> str:
+        return (f'{self.size[0]}x{self.size[1]}, JPEG q{self.quality}, gamma {self.gamma:.2f}, '
+                f'RGB gains {np.round(self.gain, 3).tolist()}')
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        import cv2
+        w, h = self.size
+        H, W = rgb.shape[:2]
+        aspect = w / h
+        cw, ch = (W, int(round(W / aspect))) if W / H < aspect else (int(round(H * aspect)), H)
+        y0, x0 = (H - ch) // 2, (W - cw) // 2
+        img = cv2.resize(rgb[y0:y0 + ch, x0:x0 + cw], (w, h),
+                         interpolation=cv2.INTER_AREA if w < cw else cv2.INTER_LINEAR)
+        x = np.power(img.astype(np.float32) / 255.0, self.gamma) * self.gain * 255.0
+        img = np.clip(x + 0.5, 0, 255).astype(np.uint8)
+        ok, buf = cv2.imencode('.jpg', cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def write_benign_copies(paths, out_root, seed: int = 0) -> list:
+    """Each ID recording as another camera would have recorded it: an image folder per
+    recording (`<name>_cam<seed>`, PNG frames, the recording's labels), and a `camera.txt`."""
+    import cv2
+    from pathlib import Path
+    from ..image_conversion import to_rgb
+    from .recordings import open_recording
+    out = []
+    for k, path in enumerate(paths):
+        cam = FixedCamera(seed * 1000 + k)
+        d = Path(out_root) / f'{Path(path).name}_cam{seed}'
+        d.mkdir(parents=True, exist_ok=True)
+        rows = ['frame,ood']
+        with open_recording(path) as rec:
+            for i, frame in enumerate(rec):
+                name = f'{i:05d}.png'
+                cv2.imwrite(str(d / name), cv2.cvtColor(cam(to_rgb(frame.image)),
+                                                        cv2.COLOR_RGB2BGR))
+                if frame.label is not None:
+                    rows.append(f'{name},{int(bool(frame.is_ood))}')
+        if len(rows) > 1:
+            (d / 'labels.csv').write_text('\n'.join(rows) + '\n')
+        (d / 'camera.txt').write_text(cam.describe() + '\n')
+        out.append(d)
+    return out

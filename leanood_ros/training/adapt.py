@@ -75,10 +75,12 @@ def _min_calibration(bundle) -> int:
 
 def adapt_bundle(src, out, fit_paths, calib_paths=(), id_paths=(), mode: str = 'extend',
                  fit_stride: int = 1, force: bool = False, max_bank: int | None = None,
-                 benign: int = 0, log=None) -> dict:
+                 benign: int = 0, head_type: str | None = None, log=None) -> dict:
     """Adapt `src` to the recordings and save it at `out`; returns a summary.  `benign` > 0 adds
     that many benign-camera variants (data/benign.py) of every fit and calibration frame, so
-    that another resolution, JPEG quality or white balance is not a false alarm by itself."""
+    that another resolution, JPEG quality or white balance is not a false alarm by itself.
+    `head_type` (refit only) replaces the head by a new one of that type reading the same graph
+    output (e.g. a `mahalanobis` head by a `wknn` memory bank)."""
     from ..bundle import ModelBundle, load_bundle, read_verified, save_bundle
     from ..calibration import calibrate, head_inputs
     from ..data.benign import benign_frames
@@ -105,6 +107,15 @@ def adapt_bundle(src, out, fit_paths, calib_paths=(), id_paths=(), mode: str = '
     check_recordings(fit_paths if mode != 'recalibrate' else [], calib_paths,
                      [p for p in id_paths if p not in calib_paths])
     head = bundle.head
+    if head_type and head_type != head.type:
+        if mode != 'refit':
+            raise AdaptError('a new head type needs mode refit (leanood refit --head)')
+        from ..heads import make_head
+        source = head.inputs[0] if head.type in ('mahalanobis', 'wknn') else 'features'
+        head = bundle.head = make_head(head_type, source)
+        summary_head = f'{bundle.manifest["detector"].get("head", {}).get("type")} -> {head_type}'
+    else:
+        summary_head = head.type
     if mode == 'refit' and not head.fitted:
         raise AdaptError(f'{bundle.path}: head {head.type} has no fitted statistics to refit '
                          f'(recalibrate it instead: --keep-head)')
@@ -112,7 +123,7 @@ def adapt_bundle(src, out, fit_paths, calib_paths=(), id_paths=(), mode: str = '
         log(f'head {head.type} has no fitted statistics: recalibrating and retuning only')
         mode = 'recalibrate'
     det = build_detector(bundle, threads=2)
-    summary = {'source': bundle.name, 'mode': mode, 'head': head.type}
+    summary = {'source': bundle.name, 'mode': mode, 'head': summary_head}
     if mode != 'recalibrate':
         fit = _id_frames(fit_paths, bundle.preprocessing, fit_stride, '--fit')
         if len(fit) < MIN_FIT_FRAMES:

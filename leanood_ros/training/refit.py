@@ -22,13 +22,13 @@ from pathlib import Path
 
 
 def refit(src: Path, out: Path, fit_paths, calib_paths, id_paths, fit_stride: int = 1,
-          keep_head: bool = False, force: bool = False) -> dict:
+          keep_head: bool = False, force: bool = False, head: str | None = None) -> dict:
     """Replace the head's ID statistics by ones fitted on `fit_paths` (or keep them), then
     recalibrate and retune: `leanood adapt`'s pipeline with mode refit / recalibrate."""
     from .adapt import adapt_bundle
     summary = adapt_bundle(src, out, fit_paths, calib_paths, id_paths,
                            mode='recalibrate' if keep_head else 'refit', fit_stride=fit_stride,
-                           force=force)
+                           force=force, head_type=head)
     return summary['decision']
 
 
@@ -40,6 +40,8 @@ def main(argv=None) -> int:
     add_recording_args(ap, roles=('fit', 'calib', 'id'))
     ap.add_argument('--fit-stride', type=int, default=1, help='use every k-th fit frame')
     ap.add_argument('--force', action='store_true', help='replace an existing bundle at --out')
+    ap.add_argument('--head', choices=('mahalanobis', 'wknn', 'kl_to_fitted'),
+                    help='replace the score head by one of this type (fitted on --fit)')
     ap.add_argument('--keep-head', action='store_true',
                     help='keep the statistics; only recalibrate and retune (needs no --fit)')
     a = ap.parse_args(argv)
@@ -48,7 +50,7 @@ def main(argv=None) -> int:
     fit, calib, ids = sets['fit'], sets['calib'], sets['id']
     from ..bundle import resolve_bundle_path
     decision = refit(resolve_bundle_path(a.model), a.out, fit, calib, ids, a.fit_stride,
-                     a.keep_head, a.force)
+                     a.keep_head, a.force, a.head)
     print(json.dumps({'bundle': str(a.out), 'decision': decision}, indent=1))
     return 0
 

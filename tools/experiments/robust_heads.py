@@ -1,0 +1,112 @@
+"""Choose the shipped bundles' score heads and their robustness to benign camera differences, on
+validation data only (the new-camera benchmark stays a held-out test):
+
+    .venv/bin/python tools/experiments/robust_heads.py vae_lean earlin_lite0 ...
+
+For each bundle, three candidates (runs/robust/<name>_<candidate>):
+  as_is    the bundle as it is;
+  wknn     its head replaced by a whitened nearest-neighbour memory bank fitted on the training
+           split (`leanood refit --head wknn`; EARLIN already has it, so skipped);
+  benign   the better of those two adapted with benign camera variants of the training frames
+           and of the calibration frames (`leanood adapt --benign 1`).
+Judged on the validation split: per-frame AUROC/FPR95 per shift, detection through the decision
+layer, and false alarms on the validation normal sequences *and* on the same sequences as other
+cameras would record them (data/benign.py FixedCamera: another resolution, JPEG quality,
+exposure and white balance per sequence).  Results: benchmarks/robust/README.md + results.json.
+"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+from leanood_ros.bundle import load_bundle  # noqa: E402
+from leanood_ros.data.benign import write_benign_copies  # noqa: E402
+from leanood_ros.evaluation.evaluate import evaluate_bundle  # noqa: E402
+from leanood_ros.evaluation.recording_sets import resolve_dataset  # noqa: E402
+from leanood_ros.training.adapt import adapt_bundle  # noqa: E402
+
+DATASET = REPO / 'data' / 'duckietown' / 'bags'
+WORK = REPO / 'runs' / 'robust'
+OUT = REPO / 'benchmarks' / 'robust'
+
+
+def summary(r, benign_names) -> dict:
+    seqs = [m for s in r['per_set'].values() for m in s['per_sequence'].values()]
+    delays = [m['delay'] for m in seqs if m.get('delay') is not None]
+    ids = r['id_sequences']
+    return {'mean_auroc': r['mean_auroc'], 'min_auroc': r['min_auroc'],
+            'mean_fpr95': r['mean_fpr95'],
+            'per_shift_auroc': {k: round(v['auroc'], 4) for k, v in r['per_set'].items()},
+            'flagged': f"{sum(bool(m.get('detected')) for m in seqs)}/{len(seqs)}",
+            'delay_mean': float(np.mean(delays)) if delays else None,
+            'fa_normal': sum(m['false_alarm_episodes'] for k, m in ids.items()
+                             if k not in benign_names),
+            'fa_benign_camera': sum(m['false_alarm_episodes'] for k, m in ids.items()
+                                    if k in benign_names),
+            'fa_frames': r['id_false_alarm_frames']}
+
+
+def main(models) -> None:
+    sets = resolve_dataset(DATASET, 'val')
+    benign_dir = WORK / 'benign_val'
+    normal = sets['id']
+    copies = sorted(benign_dir.glob('*_cam*')) if benign_dir.is_dir() else []
+    if not copies:
+        copies = write_benign_copies(normal, benign_dir, seed=0) + \
+            write_benign_copies(normal, benign_dir, seed=1)
+    ids = normal + copies
+    names = {p.name for p in copies}
+    results = json.loads((OUT / 'results.json').read_text()) if (OUT / 'results.json').is_file() \
+        else {}
+    results['cameras'] = {p.name: (p / 'camera.txt').read_text().strip() for p in copies}
+    for model in models:
+        src = load_bundle(model)
+        cands = {'as_is': str(src.path)}
+        if src.head.type != 'wknn':
+            out = WORK / f'{src.name}_wknn'
+            if not (out / 'bundle.json').is_file():
+                adapt_bundle(model, out, sets['fit'], sets['calib'], sets['id'], mode='refit',
+                             fit_stride=2, head_type='wknn', force=True)
+            cands['wknn'] = str(out)
+        rows = {}
+        for cand, path in cands.items():
+            rows[cand] = summary(evaluate_bundle(path, ids, sets['ood']), names)
+            print(model, cand, json.dumps(rows[cand]), flush=True)
+        best = min(rows, key=lambda c: (rows[c]['fa_normal'] + rows[c]['fa_benign_camera'],
+                                        -rows[c]['mean_auroc']))
+        out = WORK / f'{src.name}_benign'
+        if not (out / 'bundle.json').is_file():
+            adapt_bundle(cands[best], out, sets['fit'], sets['calib'], sets['id'], fit_stride=4,
+                         benign=1, max_bank=16000, force=True)
+        rows['benign'] = summary(evaluate_bundle(str(out), ids, sets['ood']), names)
+        rows['benign']['from'] = best
+        print(model, 'benign', json.dumps(rows['benign']), flush=True)
+        results.setdefault('bundles', {})[src.name] = rows
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / 'results.json').write_text(json.dumps(results, indent=1))
+    write_report(results)
+
+
+def write_report(results) -> None:
+    lines = ['# Score heads and benign-camera robustness, chosen on validation', '',
+             'Produced by `tools/experiments/robust_heads.py` (see its docstring).  Validation '
+             'split of the Duckietown dataset; "benign camera" = the validation normal '
+             'sequences as other cameras record them:', '']
+    lines += [f'- `{k}`: {v}' for k, v in results.get('cameras', {}).items()]
+    lines += ['', '| bundle | candidate | false-alarm episodes: normal / benign camera | '
+              'FA frames | shifted flagged | mean delay | mean AUROC | min AUROC | mean FPR95 |',
+              '|---|---|---|---|---|---|---|---|---|']
+    for name, rows in results.get('bundles', {}).items():
+        for cand, r in rows.items():
+            label = cand + (f" (from {r['from']})" if 'from' in r else '')
+            lines.append(f"| {name} | {label} | {r['fa_normal']} / {r['fa_benign_camera']} | "
+                         f"{r['fa_frames']} | {r['flagged']} | {r['delay_mean']:.2f} | "
+                         f"{r['mean_auroc']:.4f} | {r['min_auroc']:.4f} | {r['mean_fpr95']:.4f} |")
+    (OUT / 'README.md').write_text('\n'.join(lines) + '\n')
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:] or ['vae_lean', 'earlin_lite0', 'vae_student64_fp32', 'vae_baseline'])
