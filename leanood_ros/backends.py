@@ -6,8 +6,8 @@ loads torch.
 """
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
+import os
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,7 @@ class OnnxRuntimeBackend(InferenceBackend):
         super().__init__(graph)
         import onnxruntime as ort
         if device not in DEVICES:
-            raise BackendError(f"device must be one of {DEVICES}, got {device!r}")
+            raise BackendError(f'device must be one of {DEVICES}, got {device!r}')
         self.device = device
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads)

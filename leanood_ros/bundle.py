@@ -18,19 +18,19 @@ A bundle is built in memory (`ModelBundle.draft`), fitted and calibrated there, 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import hashlib
 import io
 import json
 import math
 import os
+from pathlib import Path
 import shutil
 import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from .heads import HEAD_ARRAYS, HEADS, HeadSpecError, ScoreHead, head_from_spec
+from .heads import HEAD_ARRAYS, head_from_spec, HEADS, HeadSpecError, ScoreHead
 from .preprocess import Preprocessing
 
 FORMAT = 'leanood_bundle'

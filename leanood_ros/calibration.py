@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .bundle import KNOWN_ANSWER_FRAMES, ModelBundle
-from .detectors import BundleDetector, build_detector
+from .detectors import build_detector, BundleDetector
 
 SELF_TEST_RTOL = 0.02   # fp32 CPU builds agree to ~1e-6; fp16 / TensorRT need more room
 

@@ -6,8 +6,8 @@ travel with the bundle, and every head runs in float even when the graph is int8
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
+import time
 
 import numpy as np
 

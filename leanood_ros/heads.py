@@ -164,7 +164,7 @@ class KLPriorHead(ScoreHead):
                 'dims': None if self.dims is None else self.dims.tolist()}, {}
 
     def describe(self):
-        return ("sum over the latent dimensions of KL(N(mu_i, sigma_i^2) || N(0, 1)) "
+        return ('sum over the latent dimensions of KL(N(mu_i, sigma_i^2) || N(0, 1)) '
                 "(the paper's score)")
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .image_conversion import DecodedImage, convert_channels
+from .image_conversion import convert_channels, DecodedImage
 
 _INTERPOLATION = {'area': cv2.INTER_AREA, 'linear': cv2.INTER_LINEAR,
                   'nearest': cv2.INTER_NEAREST, 'cubic': cv2.INTER_CUBIC}
@@ -51,7 +51,7 @@ class Preprocessing:
     def from_dict(cls, d: dict) -> 'Preprocessing':
         size = d.get('input_size')
         if not (isinstance(size, (list, tuple)) and len(size) == 2):
-            raise ValueError("preprocessing.input_size must be [height, width]")
+            raise ValueError('preprocessing.input_size must be [height, width]')
         return cls(height=size[0], width=size[1], color_order=d.get('color_order', 'rgb'),
                    mean=tuple(d.get('mean', (0.0, 0.0, 0.0))),
                    std=tuple(d.get('std', (1.0, 1.0, 1.0))),

@@ -12,7 +12,7 @@ from leanood_ros.bundle import load_bundle
 from leanood_ros.detectors import build_detector
 from leanood_ros.heads import WhitenedKnnHead
 from leanood_ros.image_conversion import from_array
-from leanood_ros.training.adapt import AdaptError, adapt_bundle
+from leanood_ros.training.adapt import adapt_bundle, AdaptError
 
 
 def new_place_frame(rng):

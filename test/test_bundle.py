@@ -3,9 +3,9 @@ import hashlib
 import json
 import shutil
 
+from hypothesis import given, HealthCheck, settings, strategies as st
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
 
 import fault_table
 from leanood_ros.backends import BackendError, make_backend

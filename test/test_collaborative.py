@@ -2,8 +2,8 @@
 real processes over DDS, with the shipped earlin_lite0 bundle and the shipped sample recording."""
 from pathlib import Path
 
-import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+import pytest
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 

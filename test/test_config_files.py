@@ -1,12 +1,12 @@
 """The shipped parameter files start the node with the values they say (real node processes)."""
-import shutil
 from pathlib import Path
+import shutil
 
 import pytest
-import yaml
 from rcl_interfaces.srv import GetParameters
+import yaml
 
-from ros_harness import REPO, Listener, RosProcess
+from ros_harness import Listener, REPO, RosProcess
 
 pytestmark = pytest.mark.integration
 CONFIG = REPO / 'config'

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from bundle_factory import id_frame, ood_frame
+from leanood_ros.bundle import load_bundle
 from leanood_ros.data.bag_writer import BagWriter
+from leanood_ros.decision import ConformalPValues, DecisionConfig
 from leanood_ros.evaluation import evaluate
 from leanood_ros.evaluation.metrics import fpr_at_tpr, sequence_metrics
-from leanood_ros.bundle import load_bundle
-from leanood_ros.decision import ConformalPValues, DecisionConfig
 
 
 def write(path, kinds, seed):

@@ -3,8 +3,8 @@ independent computations (scikit-learn, brute force, closed forms)."""
 import numpy as np
 import pytest
 
-from leanood_ros.heads import (GaussianHead, HeadSpecError, KLPriorHead, KLToFittedHead,
-                               WhitenedKnnHead, Whitener, greedy_coreset, head_from_spec)
+from leanood_ros.heads import (GaussianHead, greedy_coreset, head_from_spec, HeadSpecError,
+                               KLPriorHead, KLToFittedHead, WhitenedKnnHead, Whitener)
 
 
 def correlated(rng, n, d=6, shift=0.0):

@@ -5,11 +5,9 @@ import sys
 import textwrap
 import xml.etree.ElementTree as ET
 
-
-from ros_harness import REPO, ros_env
-
 import leanood_ros
 from leanood_ros.parameters import markdown_table
+from ros_harness import REPO, ros_env
 
 RUNTIME_DIRS = ('', 'nodes')   # the node's import closure lives here
 # third-party module -> package.xml key that provides it

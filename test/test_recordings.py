@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from leanood_ros.data.bag_writer import BagWriter
-from leanood_ros.data.recordings import (IN_DISTRIBUTION, RecordingError, open_recording)
+from leanood_ros.data.recordings import (IN_DISTRIBUTION, open_recording, RecordingError)
 from leanood_ros.image_conversion import to_rgb
 
 N = 8

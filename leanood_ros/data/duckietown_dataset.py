@@ -22,17 +22,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 import shutil
 import sys
 import zlib
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .bag_writer import BagWriter
 from .recordings import IN_DISTRIBUTION
-from .shifts import SHIFTS, Shift
+from .shifts import Shift, SHIFTS
 
 REPO = Path(__file__).resolve().parents[2]
 PLAN = REPO / 'tools' / 'duckietown' / 'plan.json'

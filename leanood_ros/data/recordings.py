@@ -18,15 +18,15 @@ Bad input (missing path or topic, unreadable file, wrong format) raises Recordin
 """
 from __future__ import annotations
 
-import csv
 from collections import Counter
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ..image_conversion import DecodedImage, FrameError, decode_compressed, decode_raw
+from ..image_conversion import decode_compressed, decode_raw, DecodedImage, FrameError
 
 IN_DISTRIBUTION = 'in_distribution'
 UNNAMED_SHIFT = 'ood'   # an OOD frame whose labels say no shift name

@@ -19,6 +19,7 @@ import argparse
 import datetime
 import json
 import os
+from pathlib import Path
 import platform
 import random
 import signal
@@ -26,7 +27,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 

@@ -19,20 +19,20 @@ import argparse
 import json
 import math
 import os
-import sys
 from pathlib import Path
+import sys
 
 import numpy as np
 
+from .frames import load_frames
+from .metrics import alarm_metrics, ColourStatsReference, frame_metrics, run_sequence
+from .recording_sets import add_recording_args, recording_sets, require
 from ..bundle import BundleError, default_models_dir, load_bundle
 from ..data.recordings import UNNAMED_SHIFT
 from ..decision import ConformalPValues, DecisionConfig
 from ..detectors import build_detector
 from ..parameters import DECISION_KEYS, defaults
 from ..preprocess import Preprocessing
-from .frames import load_frames
-from .metrics import ColourStatsReference, alarm_metrics, frame_metrics, run_sequence
-from .recording_sets import add_recording_args, recording_sets, require
 
 REFERENCE_PRE = Preprocessing(width=224, height=224, interpolation='area')
 
@@ -234,7 +234,7 @@ def write_timelines(results: list, out: Path) -> list:
                 ax.axhline(r['frame_threshold'], color='tab:orange', ls='--', lw=1,
                            label=f'threshold (alpha {alpha:g})')
             else:   # p-values cannot reach alpha with this few calibration scores
-                ax.plot([], [], ' ', label=f"no threshold at alpha {alpha:g} "
+                ax.plot([], [], ' ', label=f'no threshold at alpha {alpha:g} '
                                            f"({r['calibration_frames']} calibration scores)")
             if len(score) and score.min() > 0:
                 ax.set_yscale('log')

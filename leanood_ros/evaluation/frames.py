@@ -6,10 +6,10 @@ and judged on frames prepared by the same code the node runs (`Preprocessing.res
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np

@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..data.recordings import (IMAGE_SUFFIXES, IN_DISTRIBUTION, VIDEO_SUFFIXES, RecordingError,
-                               open_recording)
+from ..data.recordings import (IMAGE_SUFFIXES, IN_DISTRIBUTION, open_recording, RecordingError,
+                               VIDEO_SUFFIXES)
 
 ROLES = ('fit', 'calib', 'id', 'ood')
 ID_ROLES = ('fit', 'calib', 'id')

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 import sys
 import tempfile
-from pathlib import Path
 
 import numpy as np
 

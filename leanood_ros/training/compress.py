@@ -21,11 +21,11 @@ Each variant is cached in its own folder, so an interrupted run resumes.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 import json
+from pathlib import Path
 import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -315,7 +315,7 @@ def write_report(report: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
     rows = sorted(report['rows'], key=lambda r: r['latency_ms'])
     shifts = sorted({s for r in rows for s in r['per_shift']})
-    lines = ["# VAE compression report", '',
+    lines = ['# VAE compression report', '',
              f"Score: `{report['score']}`. Selection: the lowest CPU latency (1 thread, batch 1, "
              f"ONNX Runtime, measured side by side in one run on {report['machine']}) among "
              f"variants whose mean validation AUROC is within {report['budget']} of "

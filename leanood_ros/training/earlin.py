@@ -19,8 +19,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import sys
 from pathlib import Path
+import sys
 
 import numpy as np
 import torch

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import datetime
 import json
+from pathlib import Path
 import platform
 import shutil
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..bundle import ModelBundle, load_bundle, resolve_bundle_path, save_bundle
+from ..bundle import load_bundle, ModelBundle, resolve_bundle_path, save_bundle
 from ..calibration import calibrate
 from ..evaluation.tune import tune_bundle
 from ..heads import KLPriorHead, ScoreHead

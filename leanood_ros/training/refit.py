@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+import sys
 
 
 def refit(src: Path, out: Path, fit_paths, calib_paths, id_paths, fit_stride: int = 1,

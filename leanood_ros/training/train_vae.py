@@ -14,16 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..preprocess import Preprocessing
 from .architectures import BASELINE, BetaVAE, count_parameters
+from ..preprocess import Preprocessing
 
 
 def vae_preprocessing(size: int, interpolation: str = 'area') -> Preprocessing:

@@ -10,9 +10,9 @@ as stamp, so the test can match verdicts to frames.  Waits for a subscriber befo
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -12,12 +12,12 @@ training maps are covered.  It reads poses only (meta.json), never images or lab
 from __future__ import annotations
 
 import argparse
+from collections import defaultdict
 import contextlib
 import io
 import json
 import os
 import sys
-from collections import defaultdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
         r = report[map_name]
         print(f"{map_name}: {r['visited_curves']}/{r['valid_curves']} lane curves "
               f"({100 * r['curve_share']:.0f} %, {100 * r['length_share']:.0f} % of lane length) "
-              f"driven by the {a.split} routes; missed tiles: "
+              f'driven by the {a.split} routes; missed tiles: '
               f"{sorted({tuple(m['tile']) for m in r['missed']})}")
     if a.json:
         with open(a.json, 'w') as f:

@@ -46,9 +46,9 @@ import time
 
 # One CPU core: Mesa's llvmpipe software rasteriser and the BLAS libraries
 # otherwise start one thread per core.  Must be set before GL/numpy load.
-os.environ.setdefault("LP_NUM_THREADS", "1")
-for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_v, "1")
+os.environ.setdefault('LP_NUM_THREADS', '1')
+for _v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
+    os.environ.setdefault(_v, '1')
 
 import numpy as np  # noqa: E402
 
@@ -59,16 +59,16 @@ SAMPLE_DS = 0.002  # metres between samples of the lane-centre polyline
 def _pkg_versions() -> dict:
     from importlib import metadata
 
-    out = {"python": platform.python_version()}
+    out = {'python': platform.python_version()}
     for name in (
-        "duckietown-gym-daffy",
-        "duckietown-world-daffy",
-        "numpy",
-        "pyglet",
-        "opencv-python",
-        "scipy",
-        "PyOpenGL",
-        "gym",
+        'duckietown-gym-daffy',
+        'duckietown-world-daffy',
+        'numpy',
+        'pyglet',
+        'opencv-python',
+        'scipy',
+        'PyOpenGL',
+        'gym',
     ):
         try:
             out[name] = metadata.version(name)
@@ -85,11 +85,11 @@ def _gl_info() -> dict:
 
         def gs(e):
             p = gl.glGetString(e)
-            return ctypes.cast(p, ctypes.c_char_p).value.decode(errors="replace") if p else None
+            return ctypes.cast(p, ctypes.c_char_p).value.decode(errors='replace') if p else None
 
-        return {"vendor": gs(gl.GL_VENDOR), "renderer": gs(gl.GL_RENDERER), "version": gs(gl.GL_VERSION)}
+        return {'vendor': gs(gl.GL_VENDOR), 'renderer': gs(gl.GL_RENDERER), 'version': gs(gl.GL_VERSION)}
     except Exception as e:  # pragma: no cover - informational only
-        return {"error": repr(e)}
+        return {'error': repr(e)}
 
 
 def heading_of(tangent_xz: np.ndarray) -> float:
@@ -110,12 +110,12 @@ class LaneGraph:
         self.cps = []  # (4, 3) control points, world coordinates
         self.tile = []  # (i, j) of the tile holding the curve
         for tile in env.drivable_tiles:
-            for c in np.asarray(tile["curves"], dtype=np.float64):
+            for c in np.asarray(tile['curves'], dtype=np.float64):
                 self.cps.append(c)
-                self.tile.append(tuple(tile["coords"]))
+                self.tile.append(tuple(tile['coords']))
         n = len(self.cps)
         if n == 0:
-            raise RuntimeError("map has no drivable lane curves")
+            raise RuntimeError('map has no drivable lane curves')
         self.samples = [self._sample(c) for c in self.cps]
         starts = np.array([s[0][0] for s in self.samples])
         ends = np.array([s[0][-1] for s in self.samples])
@@ -249,12 +249,12 @@ class Wobble:
 
     def as_dict(self):
         return {
-            "lateral_amp_m": self.a,
-            "lateral_freq_hz": self.f,
-            "lateral_phase": self.ph,
-            "yaw_amp_rad": self.yaw_a,
-            "yaw_freq_hz": self.yaw_f,
-            "yaw_phase": self.yaw_ph,
+            'lateral_amp_m': self.a,
+            'lateral_freq_hz': self.f,
+            'lateral_phase': self.ph,
+            'yaw_amp_rad': self.yaw_a,
+            'yaw_freq_hz': self.yaw_f,
+            'yaw_phase': self.yaw_ph,
         }
 
 
@@ -279,37 +279,37 @@ def pick_start(env, graph: LaneGraph, rng: np.random.Generator, min_len: float, 
         if not route.extend_to(min_len) and route.end_s < min_len:
             continue
         return route, k, frac
-    raise RuntimeError("could not find a valid start pose")
+    raise RuntimeError('could not find a valid start pose')
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--map", default="udem1")
-    ap.add_argument("--frames", type=int, default=100)
-    ap.add_argument("--fps", type=float, default=15.0)
-    ap.add_argument("--speed", type=float, default=0.3, help="m/s along the lane")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--domain-rand", action="store_true", help="randomise lighting/textures/camera (gym domain_rand)")
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--map', default='udem1')
+    ap.add_argument('--frames', type=int, default=100)
+    ap.add_argument('--fps', type=float, default=15.0)
+    ap.add_argument('--speed', type=float, default=0.3, help='m/s along the lane')
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--domain-rand', action='store_true', help='randomise lighting/textures/camera (gym domain_rand)')
     ap.add_argument(
-        "--dr-every",
+        '--dr-every',
         type=int,
         default=0,
-        help="with --domain-rand: draw new randomisation every N frames (0: once per sequence)",
+        help='with --domain-rand: draw new randomisation every N frames (0: once per sequence)',
     )
-    ap.add_argument("--width", type=int, default=640)
-    ap.add_argument("--height", type=int, default=480)
-    ap.add_argument("--wobble", type=float, default=1.0, help="scale of the lateral/yaw wobble (0 = centred)")
-    ap.add_argument("--distortion", action="store_true", help="gym fisheye distortion (off by default)")
-    ap.add_argument("--png-compression", type=int, default=3, help="PNG zlib level 0-9 (lossless either way)")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument('--width', type=int, default=640)
+    ap.add_argument('--height', type=int, default=480)
+    ap.add_argument('--wobble', type=float, default=1.0, help='scale of the lateral/yaw wobble (0 = centred)')
+    ap.add_argument('--distortion', action='store_true', help='gym fisheye distortion (off by default)')
+    ap.add_argument('--png-compression', type=int, default=3, help='PNG zlib level 0-9 (lossless either way)')
+    ap.add_argument('--out', required=True)
+    ap.add_argument('--overwrite', action='store_true')
     args = ap.parse_args(argv)
 
     out = os.path.abspath(args.out)
-    if os.path.exists(os.path.join(out, "meta.json")) and not args.overwrite:
-        print(f"[render] {out} already complete (use --overwrite)")
+    if os.path.exists(os.path.join(out, 'meta.json')) and not args.overwrite:
+        print(f'[render] {out} already complete (use --overwrite)')
         return 0
-    tmp = out + ".partial"
+    tmp = out + '.partial'
     if os.path.exists(tmp):
         shutil.rmtree(tmp)
     os.makedirs(tmp)
@@ -323,7 +323,7 @@ def main(argv=None):
     # The gym/duckietown imports print banners (gym deprecation notice, pyglet options).
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         from gym_duckietown.simulator import NotInLane, Simulator
-    for name in ("gym-duckietown", "duckietown_world", "gym_duckietown"):
+    for name in ('gym-duckietown', 'duckietown_world', 'gym_duckietown'):
         logging.getLogger(name).setLevel(logging.WARNING)
 
     t_start = time.time()
@@ -347,7 +347,7 @@ def main(argv=None):
     lookahead = 0.05
     wobble = Wobble(rng, args.wobble)
     route, k0, frac0 = pick_start(env, graph, rng, min_len=ds * args.frames + lookahead)
-    segments = [{"first_frame": 0, "start_curve": k0, "start_frac": frac0, "reason": "start"}]
+    segments = [{'first_frame': 0, 'start_curve': k0, 'start_frac': frac0, 'reason': 'start'}]
     seg_idx, s, t_seg = 0, 0.0, 0.0
 
     frames = []
@@ -364,7 +364,7 @@ def main(argv=None):
             route, k0, frac0 = pick_start(env, graph, rng, min_len=ds * (args.frames - n) + lookahead)
             seg_idx += 1
             s, t_seg = 0.0, 0.0
-            segments.append({"first_frame": n, "start_curve": k0, "start_frac": frac0, "reason": "dead_end"})
+            segments.append({'first_frame': n, 'start_curve': k0, 'start_frac': frac0, 'reason': 'dead_end'})
         p, h = route.at(s)
         t = n / args.fps
         scale = 1.0
@@ -393,88 +393,88 @@ def main(argv=None):
         t0 = time.perf_counter()
         img = env.render_obs()
         t_render = time.perf_counter() - t0
-        fn = f"frame_{n:06d}.png"
+        fn = f'frame_{n:06d}.png'
         t0 = time.perf_counter()
         ok = cv2.imwrite(os.path.join(tmp, fn), np.ascontiguousarray(img[:, :, ::-1]), enc)
         t_write = time.perf_counter() - t0
         if not ok:
-            raise RuntimeError(f"failed to write {fn}")
+            raise RuntimeError(f'failed to write {fn}')
         frames.append(
             {
-                "index": n,
-                "file": fn,
-                "t": round(t, 6),
-                "x": float(pos[0]),
-                "z": float(pos[2]),
-                "angle": float(angle),
-                "segment": seg_idx,
-                "curve": route.curve_at(s),
-                "tile": list(graph.tile[route.curve_at(s)]),
-                "lane_dist": lane[0],
-                "lane_angle_deg": lane[1],
-                "wobble_scale": scale,
-                "dr_epoch": dr_epoch,
-                "render_s": round(t_render, 6),
-                "write_s": round(t_write, 6),
+                'index': n,
+                'file': fn,
+                't': round(t, 6),
+                'x': float(pos[0]),
+                'z': float(pos[2]),
+                'angle': float(angle),
+                'segment': seg_idx,
+                'curve': route.curve_at(s),
+                'tile': list(graph.tile[route.curve_at(s)]),
+                'lane_dist': lane[0],
+                'lane_angle_deg': lane[1],
+                'wobble_scale': scale,
+                'dr_epoch': dr_epoch,
+                'render_s': round(t_render, 6),
+                'write_s': round(t_write, 6),
             }
         )
         s += ds
         t_seg += 1.0 / args.fps
         if (n + 1) % 50 == 0 or n + 1 == args.frames:
             el = time.time() - t_start
-            print(f"[render] {args.map} seed={args.seed}: {n + 1}/{args.frames} frames, {el:.1f} s", flush=True)
+            print(f'[render] {args.map} seed={args.seed}: {n + 1}/{args.frames} frames, {el:.1f} s', flush=True)
 
-    rt = np.array([f["render_s"] for f in frames])
-    wt = np.array([f["write_s"] for f in frames])
+    rt = np.array([f['render_s'] for f in frames])
+    wt = np.array([f['write_s'] for f in frames])
     meta = {
-        "format_version": FORMAT_VERSION,
-        "complete": True,
-        "map": args.map,
-        "seed": args.seed,
-        "fps": args.fps,
-        "speed_mps": args.speed,
-        "width": args.width,
-        "height": args.height,
-        "domain_rand": bool(args.domain_rand),
-        "dr_every": args.dr_every if args.domain_rand else 0,
-        "distortion": bool(args.distortion),
-        "wobble_scale": args.wobble,
-        "n_frames": len(frames),
-        "image_format": "png, 8-bit RGB as rendered by Simulator.render_obs(), lossless",
-        "coordinates": "x, z in metres on the ground plane (simulator world frame); angle in rad, "
-        "heading direction (cos a, -sin a) in (x, z); pose = robot centre of rotation",
-        "tile_size_m": graph.tile_size,
-        "segments": segments,
-        "n_frames_wobble_shrunk": n_shrunk,
-        "n_frames_invalid_pose": n_invalid,
-        "wobble": wobble.as_dict(),
-        "timing": {
-            "env_init_s": round(t_init, 3),
-            "render_mean_s": round(float(rt.mean()), 5),
-            "render_p95_s": round(float(np.percentile(rt, 95)), 5),
-            "write_mean_s": round(float(wt.mean()), 5),
-            "total_s": round(time.time() - t_start, 3),
-            "lp_num_threads": os.environ.get("LP_NUM_THREADS"),
+        'format_version': FORMAT_VERSION,
+        'complete': True,
+        'map': args.map,
+        'seed': args.seed,
+        'fps': args.fps,
+        'speed_mps': args.speed,
+        'width': args.width,
+        'height': args.height,
+        'domain_rand': bool(args.domain_rand),
+        'dr_every': args.dr_every if args.domain_rand else 0,
+        'distortion': bool(args.distortion),
+        'wobble_scale': args.wobble,
+        'n_frames': len(frames),
+        'image_format': 'png, 8-bit RGB as rendered by Simulator.render_obs(), lossless',
+        'coordinates': 'x, z in metres on the ground plane (simulator world frame); angle in rad, '
+        'heading direction (cos a, -sin a) in (x, z); pose = robot centre of rotation',
+        'tile_size_m': graph.tile_size,
+        'segments': segments,
+        'n_frames_wobble_shrunk': n_shrunk,
+        'n_frames_invalid_pose': n_invalid,
+        'wobble': wobble.as_dict(),
+        'timing': {
+            'env_init_s': round(t_init, 3),
+            'render_mean_s': round(float(rt.mean()), 5),
+            'render_p95_s': round(float(np.percentile(rt, 95)), 5),
+            'write_mean_s': round(float(wt.mean()), 5),
+            'total_s': round(time.time() - t_start, 3),
+            'lp_num_threads': os.environ.get('LP_NUM_THREADS'),
         },
-        "gl": gl,
-        "versions": _pkg_versions(),
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, os.path.abspath(__file__)] + list(sys.argv[1:] if argv is None else argv)),
-        "frames": frames,
+        'gl': gl,
+        'versions': _pkg_versions(),
+        'command': ' '.join(shlex.quote(a) for a in [sys.executable, os.path.abspath(__file__)] + list(sys.argv[1:] if argv is None else argv)),
+        'frames': frames,
     }
-    with open(os.path.join(tmp, "meta.json"), "w") as f:
+    with open(os.path.join(tmp, 'meta.json'), 'w') as f:
         json.dump(meta, f, indent=1)
     if os.path.exists(out):
         shutil.rmtree(out)
     os.rename(tmp, out)
     print(
-        f"[render] done {out}: {len(frames)} frames, render {rt.mean() * 1000:.1f} ms/frame, "
-        f"write {wt.mean() * 1000:.1f} ms/frame, segments {len(segments)}, wobble shrunk {n_shrunk}, "
-        f"invalid {n_invalid}, total {time.time() - t_start:.1f} s",
+        f'[render] done {out}: {len(frames)} frames, render {rt.mean() * 1000:.1f} ms/frame, '
+        f'write {wt.mean() * 1000:.1f} ms/frame, segments {len(segments)}, wobble shrunk {n_shrunk}, '
+        f'invalid {n_invalid}, total {time.time() - t_start:.1f} s',
         flush=True,
     )
     env.close()
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     sys.exit(main())

@@ -15,8 +15,8 @@ cameras would record them (data/benign.py FixedCamera: another resolution, JPEG 
 exposure and white balance per sequence).  Results: benchmarks/robust/README.md + results.json.
 """
 import json
-import sys
 from pathlib import Path
+import sys
 
 import numpy as np
 

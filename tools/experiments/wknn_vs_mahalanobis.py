@@ -9,8 +9,8 @@ Result on 2026-11-25 (vae_lean): validation mean AUROC 0.9950 (wknn) vs 0.9939, 
 0.9603 vs 0.9516; longest ID run above the calibration q99 on test_udem1_0: 0 vs 8 frames.
 """
 import json
-import sys
 from pathlib import Path
+import sys
 
 import numpy as np
 
@@ -18,9 +18,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from leanood_ros.bundle import load_bundle  # noqa: E402
 from leanood_ros.detectors import build_detector  # noqa: E402
-from leanood_ros.evaluation.recording_sets import resolve_dataset  # noqa: E402
 from leanood_ros.evaluation.frames import load_frames  # noqa: E402
 from leanood_ros.evaluation.metrics import frame_metrics  # noqa: E402
+from leanood_ros.evaluation.recording_sets import resolve_dataset  # noqa: E402
 from leanood_ros.training.earlin import FeatureScorer  # noqa: E402
 
 DATASET = REPO / 'data' / 'duckietown' / 'bags'
