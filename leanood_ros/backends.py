@@ -91,7 +91,8 @@ class OnnxRuntimeBackend(InferenceBackend):
                                f'running on {self._provider}')
         names = {i.name for i in self.session.get_inputs()}
         if graph.input not in names:
-            raise BundleError(f"{graph.path}: graph has no input '{graph.input}' (has {sorted(names)})")
+            raise BundleError(f"{graph.path}: graph has no input '{graph.input}' "
+                              f'(has {sorted(names)})')
         outs = {o.name for o in self.session.get_outputs()}
         missing = set(graph.outputs) - outs
         if missing:

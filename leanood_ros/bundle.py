@@ -55,11 +55,11 @@ class GraphSpec:
     role: str
     path: Path
     sha256: str
-    input: str
+    input: str   # noqa: A003  the manifest's key, read across the code base
     outputs: tuple
 
     def read(self) -> bytes:
-        """The graph's bytes, verified against the manifest's sha256 (load exactly these)."""
+        """Return the graph's bytes, verified against the manifest's sha256 (load these)."""
         return read_verified(self.path, self.sha256, f"graph '{self.role}'")
 
 
@@ -86,8 +86,10 @@ class ModelBundle:
 
     @classmethod
     def draft(cls, path: Path, manifest: dict, head: ScoreHead) -> 'ModelBundle':
-        """An unsaved bundle whose graph files are in `path` (hashed here): fit its head,
-        calibrate it, then `save_bundle` it."""
+        """Make an unsaved bundle whose graph files are in `path` (hashed here).
+
+        Fit its head, calibrate it, then `save_bundle` it.
+        """
         path = Path(path)
         manifest = json.loads(json.dumps(manifest))    # a private copy
         manifest.setdefault('format', FORMAT)
@@ -144,7 +146,7 @@ def default_models_dir() -> Path:
 
 
 def resolve_bundle_path(model: str, models_dir: Path | None = None) -> Path:
-    """A path to a bundle directory, or a variant name looked up under the models directory."""
+    """Resolve a path to a bundle directory, or a variant name under the models directory."""
     if not model:
         raise BundleError('no model given (set the `model` parameter to a variant name or a path)')
     p = Path(model).expanduser()
@@ -224,7 +226,9 @@ def _short(v, n: int = 40) -> str:
 def load_bundle(model: str | Path, models_dir: Path | None = None,
                 verify_hashes: bool = True) -> ModelBundle:
     """Read and check a bundle; every problem is a one-line `BundleError`.
-    `verify_hashes=False` skips hashing the graphs here (they are still verified when read)."""
+
+    `verify_hashes=False` skips hashing the graphs here (they are still verified when read).
+    """
     path = resolve_bundle_path(str(model), models_dir)
     manifest_path = path / MANIFEST
     if not path.is_dir():
@@ -384,8 +388,8 @@ def _check_self_test(c: _Checker, manifest: dict, calibration: np.ndarray) -> No
     if calibration[-1] > ceiling:
         raise c.fail('calibration', f'scores reach {calibration[-1]:.6g}, over '
                                     f'{CALIBRATION_CEILING:g}x the largest known-answer score '
-                                    f'({ceiling / CALIBRATION_CEILING:.6g}): nothing could ever be '
-                                    f'flagged')
+                                    f'({ceiling / CALIBRATION_CEILING:.6g}): nothing could '
+                                    f'ever be flagged')
     if calibration[0] < 0 and all(s >= 0 for s in scores):
         raise c.fail('calibration', 'negative scores from a detector whose scores are distances')
 
@@ -397,10 +401,12 @@ KNOWN_ANSWER_FRAMES = 'leanood_known_answer_v1'
 # -- writing ----------------------------------------------------------------------------------
 def save_bundle(bundle: ModelBundle, out: Path | None = None, force: bool = False,
                 model_card: str | None = None) -> Path:
-    """Write `bundle` to `out` (default: where it is) atomically: everything goes to a sibling
-    temporary directory that then replaces `out`.  An existing `out` other than the bundle's own
-    directory is replaced only when it is a bundle and `force` is set; anything else there is
-    never deleted."""
+    """Write `bundle` to `out` (default: where it is) atomically.
+
+    Everything goes to a sibling temporary directory that then replaces `out`.  An existing `out`
+    other than the bundle's own directory is replaced only when it is a bundle and `force` is set;
+    anything else there is never deleted.
+    """
     out = Path(out or bundle.path)
     in_place = out.exists() and out.resolve() == Path(bundle.path).resolve()
     if out.exists() and not in_place:
@@ -483,7 +489,8 @@ def render_model_card(manifest: dict) -> str:
     cal = manifest.get('calibration', {})
     lines = [f"# Model bundle `{manifest.get('name')}`", '',
              manifest.get('description', ''), '',
-             f"- Detector family: `{det.get('family')}`; score head `{det.get('head', {}).get('type')}`: "
+             f"- Detector family: `{det.get('family')}`; "
+             f"score head `{det.get('head', {}).get('type')}`: "
              f"{det.get('score', '')}",
              f"- Preprocessing: `{json.dumps(manifest.get('preprocessing'))}`",
              f"- Calibration: {cal.get('n', '?')} ID scores from {cal.get('source', '?')}"]

@@ -19,7 +19,7 @@ SELF_TEST_RTOL = 0.02   # fp32 CPU builds agree to ~1e-6; fp16 / TensorRT need m
 
 def head_inputs(detector: BundleDetector, images: np.ndarray, batch: int = 32,
                 progress: str | None = None) -> dict:
-    """The graph outputs a head reads, for many frames already resized to the input size."""
+    """Return the graph outputs a head reads, for many frames already resized to the input size."""
     from tqdm import tqdm
     names = detector.head.inputs
     parts = {n: [] for n in names}

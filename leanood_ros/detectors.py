@@ -30,9 +30,12 @@ def colour_stats(batch_hwc: np.ndarray) -> np.ndarray:
 
 
 def known_answer_frames() -> list:
-    """Deterministic 96x128 RGB frames whose scores a bundle records when it is written
-    (`self_test`) and the node reproduces before it trusts the bundle.  Far from any camera's
-    normal view on purpose, so that a calibration that could never flag them is refused."""
+    """Deterministic 96x128 RGB frames whose scores a bundle records when it is written.
+
+    The bundle records them (`self_test`) and the node reproduces them before it trusts the
+    bundle.  Far from any camera's normal view on purpose, so that a calibration that could never
+    flag them is refused.
+    """
     h, w = 96, 128
     yy, xx = np.mgrid[0:h, 0:w]
     gradient = np.stack([xx * 255 // (w - 1), yy * 255 // (h - 1),
@@ -61,9 +64,11 @@ class Detector:
         return np.array([self.score(im) for im in images], dtype=np.float64)
 
     def warm_up(self, runs: int = 2) -> float:
-        """Run the model on blank frames before the first camera frame arrives (the first
-        ONNX Runtime run allocates its memory and is many times slower than the next ones, long
-        enough to make the node skip the frames behind it).  Returns the first run's ms."""
+        """Run the model on blank frames before the first camera frame arrives.
+
+        The first ONNX Runtime run allocates its memory and is many times slower than the next
+        ones, long enough to make the node skip the frames behind it.  Returns the first run's ms.
+        """
         return 0.0
 
 
@@ -123,7 +128,6 @@ class BundleDetector(Detector):
                for i in range(0, len(batch_hwc), batch_size)]
         return np.concatenate(out) if out else np.zeros(0)
 
-
     def known_answers(self) -> np.ndarray:
         """Scores of `known_answer_frames` through the whole frame path."""
         return np.array([self.infer(f).score for f in known_answer_frames()])
@@ -148,7 +152,7 @@ class BundleDetector(Detector):
 
 def build_detector(bundle: ModelBundle, backend: str = 'onnxruntime', device: str = 'cpu',
                    threads: int = 1, require_gpu: bool = False) -> BundleDetector:
-    """The one way the node and the tools turn a bundle into a detector."""
+    """Turn a bundle into a detector: the one way the node and the tools do it."""
     be = None
     if 'detector' in bundle.graphs:
         from .backends import make_backend

@@ -2,9 +2,9 @@
 
 One interface for training and runtime (pytorch-ood's Detector API, anomalib's export):
 
-    head = WhitenedKnnHead('features').fit({'features': id_vectors})   # ID data only, offline
-    spec, arrays = head.to_spec()                                       # -> bundle.json + .npy files
-    head = head_from_spec(spec, arrays)                                 # on the robot
+    head = WhitenedKnnHead('features').fit({'features': id_vectors})  # ID data only, offline
+    spec, arrays = head.to_spec()                                      # -> bundle.json + .npy
+    head = head_from_spec(spec, arrays)                                # on the robot
     scores = head.score(graph_outputs)
 
 Fitted statistics are arrays (mean, Cholesky factor of the precision, memory bank) that travel as
@@ -43,7 +43,8 @@ class Whitener:
     """z = (x - mean) L with precision = L L^T, so |z|^2 is the squared Mahalanobis distance.
 
     Ledoit-Wolf shrinkage: the ID sets are a few thousand frames of up to a few hundred highly
-    correlated statistics, where the sample covariance is ill-conditioned."""
+    correlated statistics, where the sample covariance is ill-conditioned.
+    """
 
     def __init__(self, mean: np.ndarray, chol: np.ndarray):
         self.mean, self.chol = mean, chol
@@ -75,8 +76,11 @@ class Whitener:
         return {'mean': self.mean, 'chol': self.chol}
 
     def pooled(self, x: np.ndarray, n_prior: int) -> 'Whitener':
-        """The Gaussian of the prior ID data (n_prior frames, known only by these statistics)
-        and of new ID vectors `x` together: pooled first and second moments."""
+        """Pool the Gaussian of the prior ID data and of new ID vectors `x` together.
+
+        The prior ID data are n_prior frames, known only by these statistics; pooled are the
+        first and second moments.
+        """
         from sklearn.covariance import LedoitWolf
         x = np.asarray(x, np.float64).reshape(-1, self.dims)
         lw = LedoitWolf().fit(x)
@@ -114,7 +118,8 @@ class Whitener:
 
 
 class ScoreHead:
-    type = 'abstract'
+    # `type` and `input` shadow builtins (noqa A003/A002): public spec keys of bundle files
+    type = 'abstract'  # noqa: A003
     inputs: tuple = ()       # graph outputs the head reads
     fitted = False           # has ID statistics (so refit/adapt apply)
 
@@ -136,7 +141,7 @@ class ScoreHead:
 class KLPriorHead(ScoreHead):
     """The paper's score: sum over selected latent dims of KL(N(mu, sigma^2) || N(0, 1))."""
 
-    type = 'kl_divergence'
+    type = 'kl_divergence'  # noqa: A003
 
     def __init__(self, mu: str = 'mu', logvar: str = 'logvar', dims=None):
         self.mu, self.logvar = mu, logvar
@@ -169,11 +174,14 @@ class KLPriorHead(ScoreHead):
 
 
 class KLToFittedHead(ScoreHead):
-    """KL(N(mu, diag(sigma^2)) || N(m, S)): divergence of the frame's latent Gaussian from the ID
-    aggregate posterior N(m, S) instead of the prior; with m = 0, S = I it is the prior KL.
-    = 0.5 [tr(P diag(sigma^2)) + (mu - m)^T P (mu - m) - k - log det P - sum log sigma^2]."""
+    """KL(N(mu, diag(sigma^2)) || N(m, S)): the frame's latent Gaussian vs the ID posterior.
 
-    type = 'kl_to_fitted'
+    Divergence of the frame's latent Gaussian from the ID aggregate posterior N(m, S) instead of
+    the prior; with m = 0, S = I it is the prior KL.
+    = 0.5 [tr(P diag(sigma^2)) + (mu - m)^T P (mu - m) - k - log det P - sum log sigma^2].
+    """
+
+    type = 'kl_to_fitted'  # noqa: A003
     fitted = True
 
     def __init__(self, mu: str = 'mu', logvar: str = 'logvar', whitener: Whitener | None = None):
@@ -205,10 +213,10 @@ class KLToFittedHead(ScoreHead):
 class GaussianHead(ScoreHead):
     """Squared Mahalanobis distance of a graph output to its ID Gaussian."""
 
-    type = 'mahalanobis'
+    type = 'mahalanobis'  # noqa: A003
     fitted = True
 
-    def __init__(self, input: str, whitener: Whitener | None = None):
+    def __init__(self, input: str, whitener: Whitener | None = None):  # noqa: A002  the spec key
         self.input, self.whitener = input, whitener
         self.inputs = (input,)
 
@@ -236,12 +244,13 @@ class WhitenedKnnHead(ScoreHead):
 
     A distance to the ID *mean* puts a rare but normal view (a parked truck close by) far in the
     tail; the nearest neighbour finds its training twin.  The bank is kept in feature space (not
-    whitened) so that it can be re-whitened and extended (`adapt`)."""
+    whitened) so that it can be re-whitened and extended (`adapt`).
+    """
 
-    type = 'wknn'
+    type = 'wknn'  # noqa: A003
     fitted = True
 
-    def __init__(self, input: str, whitener: Whitener | None = None,
+    def __init__(self, input: str, whitener: Whitener | None = None,  # noqa: A002  the spec key
                  bank: np.ndarray | None = None, max_bank: int = 10000):
         self.input, self.max_bank = input, int(max_bank)
         self.inputs = (input,)
@@ -276,10 +285,12 @@ class WhitenedKnnHead(ScoreHead):
         return self
 
     def extend(self, outputs, resolution_quantile: float = 0.5) -> int:
-        """Add new ID vectors (a new place, a new camera) to the memory without forgetting the
-        old: greedy k-center on the whitened vectors, starting from the current bank, until
-        every new vector is within the bank's own resolution (the median distance of a bank
-        vector to its nearest other bank vector) or the bank is full.  Returns how many joined."""
+        """Add new ID vectors (a new place, a new camera) to the memory without forgetting the old.
+
+        Greedy k-center on the whitened vectors, starting from the current bank, until every new
+        vector is within the bank's own resolution (the median distance of a bank vector to its
+        nearest other bank vector) or the bank is full.  Returns how many joined.
+        """
         x = np.asarray(outputs[self.input], np.float64).reshape(-1, self.whitener.dims)
         z = self.whitener.whiten(x)
         room = self.max_bank - len(self.bank)
@@ -324,7 +335,7 @@ class WhitenedKnnHead(ScoreHead):
 class GraphOutputHead(ScoreHead):
     """The graph computes the score itself (no fitted statistics outside the graph)."""
 
-    type = 'graph_output'
+    type = 'graph_output'  # noqa: A003
 
     def __init__(self, output: str):
         self.output = output
@@ -347,9 +358,11 @@ class GraphOutputHead(ScoreHead):
 def greedy_coreset(z: np.ndarray, budget: int, initial: np.ndarray | None = None,
                    stop_below: float = 0.0) -> np.ndarray:
     """Greedy k-center: repeatedly take the vector farthest from everything taken so far.
+
     `initial` is each vector's distance to an existing memory (none: start from the first
     vector).  Stops after `budget` picks or when the farthest vector is closer than
-    `stop_below`.  Returns the indices taken, in order."""
+    `stop_below`.  Returns the indices taken, in order.
+    """
     n = len(z)
     if n == 0 or budget <= 0:
         return np.zeros(0, np.intp)
@@ -389,8 +402,8 @@ def head_from_spec(spec: dict, arrays: dict | None = None) -> ScoreHead:
     return HEADS[spec['type']].from_spec(spec, arrays or {})
 
 
-def make_head(kind: str, input: str = 'features', **kwargs) -> ScoreHead:
-    """An unfitted head by type name (the tools' --head choices)."""
+def make_head(kind: str, input: str = 'features', **kwargs) -> ScoreHead:  # noqa: A002
+    """Make an unfitted head by type name (the tools' --head choices)."""
     if kind == 'kl_divergence':
         return KLPriorHead(**kwargs)
     if kind == 'kl_to_fitted':

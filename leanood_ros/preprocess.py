@@ -36,7 +36,8 @@ class Preprocessing:
             problems.append(f"color_order must be 'rgb' or 'bgr', got {self.color_order!r}")
         if len(self.mean) != 3 or len(self.std) != 3:
             problems.append('mean and std need 3 values each')
-        elif not all(np.isfinite(self.mean)) or not all(s > 0 and np.isfinite(s) for s in self.std):
+        elif (not all(np.isfinite(self.mean))
+              or not all(s > 0 and np.isfinite(s) for s in self.std)):
             problems.append('mean must be finite and std positive')
         if self.interpolation not in _INTERPOLATION:
             problems.append(f'interpolation must be one of {sorted(_INTERPOLATION)}')
@@ -45,7 +46,8 @@ class Preprocessing:
         # Fold /255, mean and std into one multiply-add per channel.
         std = np.asarray(self.std, np.float32)
         object.__setattr__(self, '_scale', (1.0 / (255.0 * std)).reshape(3, 1, 1))
-        object.__setattr__(self, '_bias', (-np.asarray(self.mean, np.float32) / std).reshape(3, 1, 1))
+        object.__setattr__(self, '_bias',
+                           (-np.asarray(self.mean, np.float32) / std).reshape(3, 1, 1))
 
     @classmethod
     def from_dict(cls, d: dict) -> 'Preprocessing':
@@ -63,7 +65,7 @@ class Preprocessing:
                 'interpolation': self.interpolation, 'layout': 'NCHW', 'dtype': 'float32'}
 
     def resize(self, image: DecodedImage) -> np.ndarray:
-        """Resized HxWx3 uint8 in the model's colour order (resize first: it is the cheap order)."""
+        """Resize to HxWx3 uint8 in the model's colour order (resize first: the cheap order)."""
         px = image.pixels
         if px.shape[0] != self.height or px.shape[1] != self.width:
             px = cv2.resize(px, (self.width, self.height),

@@ -29,7 +29,9 @@ def id_frame(rng, h=120, w=160) -> np.ndarray:
 
 def ood_frame(rng, h=120, w=160) -> np.ndarray:
     """A saturated magenta colour cast with noise: far from the ID frames for this encoder.
-    (Full-range pixel noise is not: a random encoder averages it away, as a real VAE does.)"""
+
+    (Full-range pixel noise is not: a random encoder averages it away, as a real VAE does.)
+    """
     img = np.array([255.0, 0.0, 255.0]) + rng.normal(0, 8, (h, w, 3))
     return np.clip(img, 0, 255).astype(np.uint8)
 

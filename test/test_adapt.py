@@ -1,5 +1,6 @@
 """`leanood adapt`: a bundle learns a new place from its normal recordings without forgetting the
-old one, and refuses input that cannot make a trustworthy bundle."""
+old one, and refuses input that cannot make a trustworthy bundle.
+"""
 import json
 
 import cv2

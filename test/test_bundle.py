@@ -189,7 +189,8 @@ def test_insane_statistics_are_refused(fitted_bundle, tmp_path, array, value, me
 
 def test_swapped_statistics_fail_the_known_answer_self_test(fitted_bundle, tmp_path):
     """Plausible but wrong numbers (another place's memory) pass every sanity check: the
-    recorded known-answer scores are what catches them."""
+    recorded known-answer scores are what catches them.
+    """
     d = tmp_path / 'b'
     shutil.copytree(fitted_bundle, d)
     bank = np.load(d / 'head' / 'bank.npy')

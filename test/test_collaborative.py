@@ -1,5 +1,6 @@
 """Integration: camera_replay -> ood_monitor (EARLIN edge) -> collaborative_inference (cloud),
-real processes over DDS, with the shipped earlin_lite0 bundle and the shipped sample recording."""
+real processes over DDS, with the shipped earlin_lite0 bundle and the shipped sample recording.
+"""
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray

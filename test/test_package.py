@@ -41,7 +41,8 @@ def test_readme_parameter_table_is_current():
 
 def _imports(path):
     """Module-level imports (imports inside functions are the optional, lazy ones: torch for
-    the torch backend, albumentations for live shift injection)."""
+    the torch backend, albumentations for live shift injection).
+    """
     tree = ast.parse(path.read_text())
     for node in tree.body:
         if isinstance(node, ast.Import):

@@ -52,7 +52,8 @@ def _cut_earlin_scorer(src: Path, dst: Path) -> WhitenedKnnHead:
 
 def _cholesky(precision) -> np.ndarray:
     """Format 1 stored precisions rounded to 7 digits: a 256-d one can lose definiteness;
-    the smallest diagonal jitter that restores it changes scores by < 1e-6 relative."""
+    the smallest diagonal jitter that restores it changes scores by < 1e-6 relative.
+    """
     p = np.asarray(precision, np.float64)
     p = (p + p.T) / 2
     jitter = 0.0

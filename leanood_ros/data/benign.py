@@ -1,6 +1,8 @@
-"""Benign camera differences: what another robot's camera does to the same scene without making it
-out of distribution - another resolution (320x240 to 1280x720), another JPEG quality (60-95), a
-little more or less exposure, another white balance.
+"""Benign camera differences: another robot's camera on the same scene, still in distribution.
+
+What such a camera does without making the scene out of distribution: another resolution
+(320x240 to 1280x720), another JPEG quality (60-95), a little more or less exposure, another
+white balance.
 
 Used offline to make bundles robust out of the box: their memory and calibration see these
 variants of the in-distribution frames, so that a user's camera is not a false alarm by itself.
@@ -27,8 +29,11 @@ def _pipeline(seed: int):
 
 
 class BenignCamera:
-    """Callable RGB uint8 frame -> the same frame as another camera would deliver it (another
-    resolution and aspect, JPEG quality, exposure, white balance); reproducible from its seed."""
+    """Callable RGB uint8 frame -> the same frame as another camera would deliver it.
+
+    Another resolution and aspect, JPEG quality, exposure, white balance; reproducible from its
+    seed.
+    """
 
     def __init__(self, seed: int = 0):
         self._pipe = _pipeline(seed)
@@ -49,8 +54,10 @@ class BenignCamera:
 
 
 def benign_frames(paths, pre, variants: int = 1, stride: int = 1, seed: int = 0):
-    """`variants` benign copies of every `stride`-th frame of ID recordings, resized as the
-    bundle's preprocessing does (N x H x W x 3, model colour order)."""
+    """Make `variants` benign copies of every `stride`-th frame of ID recordings.
+
+    Resized as the bundle's preprocessing does (N x H x W x 3, model colour order).
+    """
     from tqdm import tqdm
     from ..image_conversion import DecodedImage, to_rgb
     from .recordings import open_recording
@@ -68,8 +75,10 @@ def benign_frames(paths, pre, variants: int = 1, stride: int = 1, seed: int = 0)
 
 
 class FixedCamera:
-    """One benign camera for a whole recording (a real camera does not change per frame): a
-    resolution, JPEG quality, exposure and white balance drawn once from the same ranges."""
+    """Draw one benign camera for a whole recording (a real camera does not change per frame).
+
+    A resolution, JPEG quality, exposure and white balance drawn once from the same ranges.
+    """
 
     def __init__(self, seed: int):
         rng = np.random.default_rng(seed)
@@ -99,8 +108,11 @@ class FixedCamera:
 
 
 def write_benign_copies(paths, out_root, seed: int = 0) -> list:
-    """Each ID recording as another camera would have recorded it: an image folder per
-    recording (`<name>_cam<seed>`, PNG frames, the recording's labels), and a `camera.txt`."""
+    """Write each ID recording as another camera would have recorded it.
+
+    An image folder per recording (`<name>_cam<seed>`, PNG frames, the recording's labels), and a
+    `camera.txt`.
+    """
     import cv2
     from pathlib import Path
     from ..image_conversion import to_rgb

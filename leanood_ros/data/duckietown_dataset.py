@@ -1,7 +1,7 @@
-"""`leanood dataset`: turn rendered Duckietown sequences into labelled rosbag2 recordings.
+r"""`leanood dataset`: turn rendered Duckietown sequences into labelled rosbag2 recordings.
 
-Stage 1 (tools/duckietown/render_all.sh, isolated simulator venv) renders lossless PNG sequences of
-the Duckiebot driving along the lane.  Stage 2 (this module, main venv) writes them as rosbag2
+Stage 1 (tools/duckietown/render_all.sh, isolated simulator venv) renders lossless PNG sequences
+of the Duckiebot driving along the lane.  Stage 2 (this module, main venv) writes them as rosbag2
 (mcap) recordings of sensor_msgs/CompressedImage (jpeg, as a Duckiebot camera streams) with
 per-frame labels, and derives the shifted sequences:
 
@@ -14,7 +14,8 @@ per-frame labels, and derives the shifted sequences:
                                    (schema: docs/dataset.md)
 
     leanood dataset build [--raw data/duckietown/raw] [--out data/duckietown/bags]
-    leanood dataset build --plan benchmarks/adapt/plan.json --raw data/newcam/raw --out data/newcam/bags
+    leanood dataset build --plan benchmarks/adapt/plan.json --raw data/newcam/raw \
+                          --out data/newcam/bags
                                       # an explicit plan: one recording per entry, bags/<name>
     leanood dataset sample            # the small committed sample recording
 """
@@ -43,7 +44,8 @@ DOMAINRAND = 'domainrand'
 def _frames(seq_dir: Path) -> list:
     files = sorted(seq_dir.glob('frame_*.png'))
     if not files:
-        raise FileNotFoundError(f'{seq_dir}: no rendered frames (run tools/duckietown/render_all.sh)')
+        raise FileNotFoundError(f'{seq_dir}: no rendered frames '
+                                '(run tools/duckietown/render_all.sh)')
     return files
 
 
@@ -99,7 +101,8 @@ def build(raw: Path, out: Path, plan_path: Path = PLAN, shifts=SHIFTS) -> dict:
                     def parts(d=d, shift=shift):
                         files = _frames(d)
                         half = len(files) // 2
-                        return [(files[:half], IN_DISTRIBUTION, None), (files[half:], shift, shift)]
+                        return [(files[:half], IN_DISTRIBUTION, None),
+                                (files[half:], shift, shift)]
                     jobs.append((split, f'{shift}__{s["name"]}', role, shift, parts, d))
         elif role == DOMAINRAND:
             base = next((b for b in seqs.values() if b['map'] == s['map'] and b['split'] == split
@@ -129,10 +132,13 @@ def build(raw: Path, out: Path, plan_path: Path = PLAN, shifts=SHIFTS) -> dict:
 
 
 def build_explicit(raw: Path, out: Path, plan: dict) -> dict:
-    """A plan whose every entry says what it is (benchmarks/adapt/plan.json): one recording per
-    entry at `out/<name>`, ID up to `onset`, then `shift` (a data/shifts.py name, applied to the
-    frames; or `domainrand`: the lead-in comes from the plain render `lead_in` of the same route).
-    Entries with role `lead_in` are only the source of such lead-ins."""
+    """Read a plan whose every entry says what it is (benchmarks/adapt/plan.json).
+
+    One recording per entry at `out/<name>`, ID up to `onset`, then `shift` (a data/shifts.py
+    name, applied to the frames; or `domainrand`: the lead-in comes from the plain render
+    `lead_in` of the same route).  Entries with role `lead_in` are only the source of such
+    lead-ins.
+    """
     from tqdm import tqdm
     quality = int(plan.get('jpeg_quality', JPEG_QUALITY))
     defaults = plan.get('defaults', {})
@@ -165,10 +171,11 @@ def build_explicit(raw: Path, out: Path, plan: dict) -> dict:
 
 def build_sample(raw: Path, dest: Path, base: str = 'test_udem1_0', shift: str = 'rain',
                  id_frames: int = 40, ood_frames: int = 35) -> dict:
-    """The small recording committed under samples/: lane driving, then `shift` starts."""
+    """Write the small recording committed under samples/: lane driving, then `shift` starts."""
     files = _frames(raw / base)
     start = max(0, len(files) // 2 - id_frames)
-    lead, tail = files[start:start + id_frames], files[start + id_frames:start + id_frames + ood_frames]
+    lead, tail = (files[start:start + id_frames],
+                  files[start + id_frames:start + id_frames + ood_frames])
     if dest.exists():
         shutil.rmtree(dest)
     info = write_sequence(dest, [(lead, IN_DISTRIBUTION, None), (tail, shift, shift)],

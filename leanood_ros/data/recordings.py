@@ -66,8 +66,10 @@ class Recording:
         raise NotImplementedError
 
     def label_counts(self) -> Counter:
-        """How many frames carry each label (empty when the recording is unlabelled); read
-        without decoding a frame."""
+        """Count how many frames carry each label (empty when the recording is unlabelled).
+
+        Read without decoding a frame.
+        """
         return Counter(self._labels.values())
 
     def __enter__(self):

@@ -44,7 +44,8 @@ def _pipeline(name: str, seed: int):
         t = [A.GaussNoise(std_range=(0.08, 0.12), p=1.0),
              A.ISONoise(color_shift=(0.02, 0.05), intensity=(0.3, 0.5), p=1.0)]
     elif name == 'snow':
-        t = [A.RandomSnow(brightness_coeff=2.0, snow_point_range=(0.3, 0.4), method='texture', p=1.0)]
+        t = [A.RandomSnow(brightness_coeff=2.0, snow_point_range=(0.3, 0.4), method='texture',
+                          p=1.0)]
     else:
         raise ValueError(f"unknown shift '{name}' (known: {', '.join(SHIFTS)})")
     return A.Compose(t, seed=seed)

@@ -1,17 +1,18 @@
 """`leanood bench`: latency, throughput, memory and robustness, measured and recorded.
 
-    leanood bench detectors [--models vae_baseline,vae_lean,earlin_lite0]   # side by side, 1 and 2 threads
-    leanood bench node      [--model vae_lean] [--rates 30,60,120,240]       # real DDS, 640x480
-    leanood bench soak      [--minutes 10]                                   # resident memory slope
-    leanood bench faults                                                     # burst, stall, slow, malformed
-    leanood bench all       --out benchmarks/                                # everything, JSON + markdown
+    leanood bench detectors [--models vae_baseline,vae_lean,earlin_lite0]
+                                                    # side by side, 1 and 2 threads
+    leanood bench node      [--model vae_lean] [--rates 30,60,120,240]  # real DDS, 640x480
+    leanood bench soak      [--minutes 10]          # resident memory slope
+    leanood bench faults                            # burst, stall, slow, malformed
+    leanood bench all       --out benchmarks/       # everything, JSON + markdown
 
 Detector level: every bundle x thread count x available provider runs `Detector.infer` on a real
 640x480 frame (resize and preprocessing included) and inference alone, in interleaved rounds so
 that machine noise hits all alike; peak RSS per bundle is measured in a process of its own.
 Node level: a camera process -> ood_monitor (pinned to one CPU core) -> this process, over Fast
-DDS with the shipped large-frame profile; end-to-end latency (camera stamp -> verdict received) is
-split into transport, the node's own overhead and inference, as ood_monitor reports per frame.
+DDS with the shipped large-frame profile; end-to-end latency (camera stamp -> verdict received)
+is split into transport, the node's own overhead and inference, as ood_monitor reports per frame.
 """
 from __future__ import annotations
 
@@ -111,7 +112,7 @@ def bench_detectors(models, threads=(1, 2), rounds: int = 5, per_round: int = 40
     return rows
 
 
-_RSS_CODE = '''
+_RSS_CODE = """
 import sys
 from leanood_ros.bundle import load_bundle
 from leanood_ros.detectors import build_detector
@@ -123,7 +124,7 @@ for _ in range(50):
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork+exec from the (large) parent
 hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM'))
 print(int(hwm.split()[1]) / 1024.0)
-'''
+"""
 
 
 def peak_rss_mb(model: str, threads: int) -> float:
@@ -170,9 +171,10 @@ class NodeRun:
         self.status, self.safe, self.diag = [], [], []
         self.lis.create_subscription(DiagnosticArray, 'ood/status', self._on_status, 1000)
         self.lis.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 100)
-        self.lis.create_subscription(Bool, 'ood/is_safe', lambda m: self.safe.append(
-            (time.monotonic(), m.data)), QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
-                                                   durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self.lis.create_subscription(
+            Bool, 'ood/is_safe', lambda m: self.safe.append((time.monotonic(), m.data)),
+            QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.ex = SingleThreadedExecutor(context=self.ctx)
         self.ex.add_node(self.lis)
         self._stop = threading.Event()
@@ -332,7 +334,8 @@ def bench_faults(model: str = 'vae_lean', slow_model: str = 'vae_baseline') -> d
         out['burst_stall_malformed'] = {
             'sent': cam['sent'], 'malformed_sent': cam['bad'],
             'received': int(d.get('frames_received', 0)), 'judged': int(d.get('frames_judged', 0)),
-            'skipped': int(d.get('frames_skipped', 0)), 'rejected': int(d.get('frames_rejected', 0)),
+            'skipped': int(d.get('frames_skipped', 0)),
+            'rejected': int(d.get('frames_rejected', 0)),
             'stall_s': round(float(b - a), 2),
             'unsafe_during_stall': bool(during) and not any(during),
             'first_unsafe_after_last_frame_s': next((round(t - a, 3) for t, s in run.safe
@@ -367,24 +370,32 @@ def markdown(results: dict) -> str:
              f"onnxruntime {m['onnxruntime']}, providers {', '.join(m['providers'])}; "
              f"{m['date']}.  Regenerate with `leanood bench all --out benchmarks`.", '']
     if 'detectors' in results:
-        lines += ['## Detectors (one 640x480 frame: resize + preprocessing + inference + score)', '',
-                  '| model | threads | provider | input | latency p50 / p99 ms | inference p50 ms |'
+        lines += ['## Detectors (one 640x480 frame: resize + preprocessing + inference + score)',
+                  '',
+                  '| model | threads | provider | input | latency p50 / p99 ms |'
+                  ' inference p50 ms |'
                   ' throughput fps | speed-up vs vae_baseline (inference) | graph MB (ratio) |'
                   ' MMACs | peak RSS MB |', '|---|---|---|---|---|---|---|---|---|---|---|']
         for r in results['detectors']:
             lines.append(
-                f"| {r['model']} | {r['threads']} | {r['provider']} | {r['input'][0]}x{r['input'][1]} "
-                f"| {r['latency_p50_ms']:.2f} / {r['latency_p99_ms']:.2f} | {r['inference_p50_ms']:.2f}"
-                f" | {r['throughput_fps']:.0f} | {r.get('speedup_vs_baseline', float('nan')):.1f}x "
+                f"| {r['model']} | {r['threads']} | {r['provider']} "
+                f"| {r['input'][0]}x{r['input'][1]} "
+                f"| {r['latency_p50_ms']:.2f} / {r['latency_p99_ms']:.2f} "
+                f"| {r['inference_p50_ms']:.2f}"
+                f" | {r['throughput_fps']:.0f} "
+                f"| {r.get('speedup_vs_baseline', float('nan')):.1f}x "
                 f"({r.get('inference_speedup_vs_baseline', float('nan')):.1f}x) | "
-                f"{r['graph_bytes'] / 1e6:.2f} ({r.get('size_ratio_vs_baseline', float('nan')):.3f})"
+                f"{r['graph_bytes'] / 1e6:.2f} "
+                f"({r.get('size_ratio_vs_baseline', float('nan')):.3f})"
                 f" | {r['macs'] / 1e6:.1f} | {r['peak_rss_mb']:.0f} |")
     if 'node' in results:
         n = results['node']
         lines += ['', f"## Node over DDS ({n['model']}, 640x480 rgb8, {n['node_cpu']}, Fast DDS "
                       f"profile `{n['fastdds_profile']}`)", '',
-                  '| camera Hz | sent / judged / skipped | end-to-end p50 / p99 ms | transport p50 |'
-                  ' node overhead p50 / p99 | inference p50 | e2e p50 1st / 2nd half | node RSS MB |',
+                  '| camera Hz | sent / judged / skipped | end-to-end p50 / p99 ms |'
+                  ' transport p50 |'
+                  ' node overhead p50 / p99 | inference p50 | e2e p50 1st / 2nd half |'
+                  ' node RSS MB |',
                   '|---|---|---|---|---|---|---|---|']
         for r in n['rows']:
             lines.append(
@@ -398,7 +409,8 @@ def markdown(results: dict) -> str:
         s = results['soak']
         lines += ['', f"## Soak ({s['model']}, {s['minutes']} min at {s['rate_hz']} Hz)", '',
                   f"Sent {s['sent']}, judged {s['judged']}, skipped {s['skipped']}; resident "
-                  f"memory {s['rss_start_mb']:.1f} MB after 1 min -> {s['rss_end_mb']:.1f} MB at the"
+                  f"memory {s['rss_start_mb']:.1f} MB after 1 min -> "
+                  f"{s['rss_end_mb']:.1f} MB at the"
                   f" end (max {s['rss_max_mb']:.1f}); slope after the first minute "
                   f"{s['rss_slope_mb_per_min']:+.3f} MB/min; end-to-end p50/p99 "
                   f"{s['e2e_p50_ms']:.2f}/{s['e2e_p99_ms']:.2f} ms."]

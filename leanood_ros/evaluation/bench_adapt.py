@@ -1,8 +1,10 @@
-"""`leanood bench adapt`: the "new camera" benchmark - every bundle out of the box and after
-`leanood adapt`, on a camera set-up and places that no bundle was fitted or calibrated on.
+r"""`leanood bench adapt`: the "new camera" benchmark, every bundle before and after adapting.
+
+Every bundle out of the box and after `leanood adapt`, on a camera set-up and places that no
+bundle was fitted or calibrated on.
 
     benchmarks/adapt/build_data.sh                      # data/newcam/bags (320x240, JPEG q80)
-    leanood bench adapt --dataset data/newcam/bags --reference data/duckietown/bags \\
+    leanood bench adapt --dataset data/newcam/bags --reference data/duckietown/bags \
                         --out benchmarks/adapt
 
 Per bundle: the recordings of split `train` (2 normal routes per place) are adapt's --fit, split
@@ -10,7 +12,8 @@ Per bundle: the recordings of split `train` (2 normal routes per place) are adap
 alarms) and the shifted routes (detection).  Reported side by side: false-alarm episodes and
 frames on normal sequences, normal sequences with an alarm, shifted sequences flagged, mean/max
 delay, per-shift AUROC and FPR95.  The paper's KL-from-prior head is measured beside the others
-(`vae_lean` graph, head `kl_divergence`, calibrated on the reference dataset's calibration split).
+(`vae_lean` graph, head `kl_divergence`, calibrated on the reference dataset's calibration
+split).
 """
 from __future__ import annotations
 
@@ -92,7 +95,8 @@ def run(dataset: Path, models, work: Path, reference: Path | None = None,
         name = before['name']
         adapted = work / f'{name}_adapted'
         summary = adapt_bundle(model, adapted, sets['fit'], sets['calib'], force=True,
-                               benign=benign, log=lambda m: print(f'[{name}] {m}', file=sys.stderr))
+                               benign=benign,
+                               log=lambda m: print(f'[{name}] {m}', file=sys.stderr))
         after = evaluate_bundle(str(adapted), sets['id'], sets['ood'])
         results['bundles'][name] = {'before': _row(before, len(sets['id'])),
                                     'after': _row(after, len(sets['id'])),
@@ -109,7 +113,8 @@ def markdown_row(name: str, b: dict) -> str:
                 f"{r['fa_frames']} | {r['flagged']}/{r['shifted']} | "
                 f"{r['delay_mean']:.2f} / {r['delay_max']} | {r['mean_auroc']:.4f} | "
                 f"{r['min_auroc']:.4f} | {r['mean_fpr95']:.4f}")
-    return f"| {name} | out of the box | {cells(b['before'])} |\n| | adapted | {cells(b['after'])} |"
+    return (f"| {name} | out of the box | {cells(b['before'])} |\n"
+            f"| | adapted | {cells(b['after'])} |")
 
 
 def markdown(results: dict) -> str:
@@ -167,7 +172,7 @@ def main(argv=None) -> int:
     from .bench import machine
     ap = argparse.ArgumentParser(prog='leanood bench adapt', description=__doc__.splitlines()[0])
     ap.add_argument('--dataset', type=Path, default=Path('data/newcam/bags'))
-    ap.add_argument('--reference', type=Path, help='the shipped bundles\' dataset (calibrates '
+    ap.add_argument('--reference', type=Path, help="the shipped bundles' dataset (calibrates "
                                                    'the KL-from-prior variant); omit to skip it')
     ap.add_argument('--models', default=','.join(DEFAULT_MODELS))
     ap.add_argument('--benign', type=int, default=0)

@@ -1,17 +1,18 @@
-"""`leanood evaluate`: how well bundles separate ID from OOD recordings, per frame and over time.
+r"""`leanood evaluate`: how well bundles separate ID from OOD recordings, per frame and over time.
 
-    leanood evaluate --model vae_lean --model earlin_lite0 --dataset data/duckietown/bags --split test
+    leanood evaluate --model vae_lean --model earlin_lite0 --dataset data/duckietown/bags \
+                     --split test
     leanood evaluate --model my_bundle --fit train.bag --calib calib.bag --id id.bag --ood rain.bag
     leanood evaluate --model vae_lean --id my_runs/normal --ood my_runs/shifted --timeline plots/
 
-Per OOD set (frames grouped by their shift label; by recording when a recording is unlabelled or its
-labels name no shift): AUROC and FPR at 95 % TPR per frame; through the node's decision layer (the
-bundle's recommended fusion unless overridden): AUROC of the fused statistic, detection delay after
-the shift's onset, and false alarms on every ID recording.  With --fit ID recordings the report also
-scores the trivial reference (Mahalanobis on six colour statistics, fitted on those frames) so you
-see whether a detector beats the floor.  Every argument (models, recordings, output paths, decision
-overrides) is checked before anything is scored; `--json` holds every frame's score and verdict and
-`--timeline DIR` draws them, one PNG per recording.
+Per OOD set (frames grouped by their shift label; by recording when a recording is unlabelled or
+its labels name no shift): AUROC and FPR at 95 % TPR per frame; through the node's decision layer
+(the bundle's recommended fusion unless overridden): AUROC of the fused statistic, detection delay
+after the shift's onset, and false alarms on every ID recording.  With --fit ID recordings the
+report also scores the trivial reference (Mahalanobis on six colour statistics, fitted on those
+frames) so you see whether a detector beats the floor.  Every argument (models, recordings,
+output paths, decision overrides) is checked before anything is scored; `--json` holds every
+frame's score and verdict and `--timeline DIR` draws them, one PNG per recording.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ REFERENCE_PRE = Preprocessing(width=224, height=224, interpolation='area')
 
 
 def sequence_names(paths) -> list:
-    """A display name per recording: its name, prefixed by its folder where names repeat."""
+    """Name each recording for display: its name, prefixed by its folder where names repeat."""
     names = [Path(p).name for p in paths]
     return [f'{Path(p).parent.name}/{n}' if names.count(n) > 1 else n
             for p, n in zip(paths, names)]
@@ -51,8 +52,11 @@ def _decision_config(bundle_decision: dict | None, overrides: dict) -> DecisionC
 
 
 def _ood_set(name: str, labels, ood) -> str:
-    """The OOD set a recording's frames belong to: the first OOD frame's shift name, else the
-    recording (unlabelled, or labels.csv without a shift column)."""
+    """Return the OOD set a recording's frames belong to.
+
+    The first OOD frame's shift name, else the recording (unlabelled, or labels.csv without a
+    shift column).
+    """
     label = next((lab for lab, o in zip(labels, ood) if o), None)
     return name if label in (None, UNNAMED_SHIFT) else label
 
@@ -112,7 +116,8 @@ def evaluate_scorer(name: str, score_fn, pre: Preprocessing, calibration: np.nda
     return {'name': name, 'per_set': per_set, 'id_sequences': id_seq,
             'mean_auroc': float(np.mean(aurocs)) if aurocs else None,
             'min_auroc': float(np.min(aurocs)) if aurocs else None,
-            'mean_fpr95': float(np.mean([r['fpr95'] for r in per_set.values()])) if aurocs else None,
+            'mean_fpr95': (float(np.mean([r['fpr95'] for r in per_set.values()]))
+                           if aurocs else None),
             'id_false_alarm_episodes': sum(m['false_alarm_episodes'] for m in id_seq.values()),
             'id_false_alarm_frames': sum(m['false_alarm_frames'] for m in id_seq.values()),
             'frame_threshold': config.score_threshold or
@@ -207,8 +212,11 @@ def _sequences(r: dict) -> dict:
 
 
 def write_timelines(results: list, out: Path) -> list:
-    """One PNG per recording: every scorer's per-frame score against its per-frame threshold,
-    the frames the decision layer raised an alarm on (red) and the frames labelled OOD (grey)."""
+    """Draw one PNG per recording: every scorer's per-frame score against its threshold.
+
+    Also the frames the decision layer raised an alarm on (red) and the frames labelled OOD
+    (grey).
+    """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -316,7 +324,8 @@ def main(argv=None) -> int:
     ap.add_argument('--no-reference', action='store_true',
                     help='skip the colour-statistics reference')
     ap.add_argument('--stride', type=int, default=1, help='use every k-th frame')
-    ap.add_argument('--json', help='write the full results, every frame included, here (- for stdout)')
+    ap.add_argument('--json',
+                    help='write the full results, every frame included, here (- for stdout)')
     ap.add_argument('--roc', type=Path, help='write a ROC plot (PNG) of all OOD frames')
     ap.add_argument('--timeline', type=Path, metavar='DIR',
                     help='write one PNG per recording: scores, threshold, alarms, labels')

@@ -1,8 +1,9 @@
 """Recordings -> arrays of frames resized exactly as a bundle's preprocessing does, cached on disk.
 
-Training, calibration and evaluation all read frames through `load_frames`, so every model is fitted
-and judged on frames prepared by the same code the node runs (`Preprocessing.resize`).  The cache
-(`.npy` + `.json`, no pickle) is keyed by the recording's path, size and mtime and the preprocessing.
+Training, calibration and evaluation all read frames through `load_frames`, so every model is
+fitted and judged on frames prepared by the same code the node runs (`Preprocessing.resize`).  The
+cache (`.npy` + `.json`, no pickle) is keyed by the recording's path, size and mtime and the
+preprocessing.
 """
 from __future__ import annotations
 
@@ -95,8 +96,10 @@ def load_frames(paths, pre: Preprocessing, stride: int = 1, cache: bool = True,
 
 
 def dataset_recordings(root, split: str, roles=None, shifts=None, exclude_maps=()) -> list:
-    """Recordings of a built dataset (bags/index.json) filtered by split, role and shift.
-    shifts=None: any; shifts=(): only pure ID recordings; otherwise those shift names."""
+    """List the recordings of a built dataset (bags/index.json) filtered by split, role and shift.
+
+    shifts=None: any; shifts=(): only pure ID recordings; otherwise those shift names.
+    """
     root = Path(root)
     index = json.loads((root / 'index.json').read_text())
     out = []

@@ -12,8 +12,10 @@ import numpy as np
 
 
 def _actual_shapes(model) -> dict:
-    """Run the graph once on zeros (batch 1) exposing every tensor: exact shapes, however
-    dynamic the graph's padding or reshapes are."""
+    """Run the graph once on zeros (batch 1) exposing every tensor, for exact shapes.
+
+    Exact however dynamic the graph's padding or reshapes are.
+    """
     import onnx
     import onnxruntime as ort
     m = onnx.ModelProto()
@@ -69,8 +71,8 @@ def graph_macs(path) -> int:
         elif n.op_type in ('Gemm', 'MatMul'):
             a, b = shapes.get(n.input[0]), weight_shape(n.input[1])
             if a and b:
-                macs += int(np.prod(a[:-1])) * int(a[-1]) * int(b[-1] if n.op_type == 'MatMul'
-                                                               or not _trans_b(n) else b[0])
+                macs += int(np.prod(a[:-1])) * int(a[-1]) * int(
+                    b[-1] if n.op_type == 'MatMul' or not _trans_b(n) else b[0])
     return macs
 
 

@@ -32,13 +32,13 @@ def run_sequence(scores, calibration, config: DecisionConfig) -> tuple:
 
 
 def sequence_metrics(scores, is_ood, calibration, config: DecisionConfig) -> dict:
-    """Detection delay (frames after the first OOD frame) and false alarms before it."""
+    """Return the detection delay (frames after the first OOD frame) and false alarms before it."""
     safe, fused = run_sequence(scores, calibration, config)
     return alarm_metrics(safe, is_ood), fused
 
 
 def alarm_metrics(safe, is_ood) -> dict:
-    """The temporal metrics of one recording from its per-frame verdicts and OOD labels."""
+    """Compute the temporal metrics of one recording from its per-frame verdicts and OOD labels."""
     safe, is_ood = np.asarray(safe, bool), np.asarray(is_ood, bool)
     onset = int(np.argmax(is_ood)) if np.any(is_ood) else None
     before = safe if onset is None else safe[:onset]
@@ -55,9 +55,12 @@ def alarm_metrics(safe, is_ood) -> dict:
 
 
 class ColourStatsReference:
-    """The trivial reference every report includes: a Ledoit-Wolf Mahalanobis distance on the
-    frame's per-channel colour mean and standard deviation (six numbers), fitted on ID frames.
-    Follows pytorch-ood's Detector API: fit on ID data, predict = higher is more OOD."""
+    """The trivial reference every report includes: Mahalanobis distance on colour statistics.
+
+    A Ledoit-Wolf Mahalanobis distance on the frame's per-channel colour mean and standard
+    deviation (six numbers), fitted on ID frames.  Follows pytorch-ood's Detector API: fit on ID
+    data, predict = higher is more OOD.
+    """
 
     name = 'colour_stats_reference'
 

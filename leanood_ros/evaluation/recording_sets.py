@@ -1,15 +1,16 @@
-"""One way for every tool to take recordings: `--fit/--calib/--id/--ood PATH...` and `--dataset DIR`.
+"""One way for every tool to take recordings: `--fit/--calib/--id/--ood PATH...`, `--dataset DIR`.
 
     ap = argparse.ArgumentParser()
     add_recording_args(ap, roles=('fit', 'calib'))
     a = ap.parse_args()
-    sets = recording_sets(a, parser=ap)      # {'fit': [Path], 'calib': [...], 'id': [...], 'ood': [...]}
+    sets = recording_sets(a, parser=ap)
+    # {'fit': [Path], 'calib': [...], 'id': [...], 'ood': [...]}
 
 A PATH is a rosbag2 recording (bag directory, .mcap or .db3 file), an image folder (optional
 labels.csv), a video file, or a parent folder of such recordings (expanded one level, sorted).
 `--dataset` is a built dataset (`leanood dataset build`, schema in docs/dataset.md); a role given
-explicitly wins over the dataset's recordings for that role.  Bad input raises RecordingError with
-a one-line message naming the argument and the path (with `parser`, argparse's exit 2).
+explicitly wins over the dataset's recordings for that role.  Bad input raises RecordingError
+with a one-line message naming the argument and the path (with `parser`, argparse's exit 2).
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def add_recording_args(parser, roles=ROLES, dataset: bool = True, required=()) -
 
 
 def is_recording(path: Path) -> bool:
-    """True for what open_recording reads: a bag, a video, a folder holding images."""
+    """Tell whether open_recording reads this: a bag, a video, a folder holding images."""
     if path.is_dir():
         return (path / 'metadata.yaml').is_file() or any(
             f.suffix.lower() in IMAGE_SUFFIXES for f in path.iterdir() if f.is_file())
@@ -51,9 +52,11 @@ def is_recording(path: Path) -> bool:
 
 
 def expand(paths, role: str = 'recordings', check: bool = True) -> list:
-    """Recording paths from the given paths; a folder that is no recording is expanded one level.
+    """Return recording paths from the given paths; a non-recording folder is expanded one level.
+
     check: open every recording once (check_recording) so that a broken or mislabelled one fails
-    now, not half-way through a long run."""
+    now, not half-way through a long run.
+    """
     out = []
     for p in map(Path, paths):
         if not p.exists():
@@ -61,7 +64,8 @@ def expand(paths, role: str = 'recordings', check: bool = True) -> list:
         if is_recording(p):
             found = [p]
         elif p.is_dir():
-            found = sorted(c for c in p.iterdir() if not c.name.startswith('.') and is_recording(c))
+            found = sorted(c for c in p.iterdir()
+                           if not c.name.startswith('.') and is_recording(c))
             if not found:
                 raise RecordingError(
                     f'--{role} {p}: no recordings in this folder (rosbag2 bags, image folders, '
@@ -81,8 +85,11 @@ def expand(paths, role: str = 'recordings', check: bool = True) -> list:
 
 
 def check_recording(rec, role: str) -> None:
-    """A recording fits its role: it has frames; ID roles hold no frame labelled OOD; a labelled
-    --ood recording has at least one OOD frame."""
+    """Check that a recording fits its role.
+
+    It has frames; ID roles hold no frame labelled OOD; a labelled --ood recording has at least
+    one OOD frame.
+    """
     if len(rec) == 0:
         raise RecordingError(f'{rec.path}: recording has no frames')
     labels = rec.label_counts()
@@ -98,9 +105,12 @@ def check_recording(rec, role: str) -> None:
 
 
 def resolve_dataset(root, split: str = 'val') -> dict:
-    """The four roles from a built dataset: fit = train ID recordings; calib = the calib split
-    plus the held-out-map ID recordings of val (a new place among the calibration scores keeps a
-    new map from being a false alarm); id / ood = the split's ID / shifted recordings."""
+    """Take the four roles from a built dataset.
+
+    fit = train ID recordings; calib = the calib split plus the held-out-map ID recordings of val
+    (a new place among the calibration scores keeps a new map from being a false alarm); id / ood
+    = the split's ID / shifted recordings.
+    """
     from .frames import dataset_recordings
     root = Path(root)
     if not (root / 'index.json').is_file():
@@ -123,8 +133,11 @@ def resolve_dataset(root, split: str = 'val') -> dict:
 
 
 def recording_sets(args, parser=None, split: str | None = None, check: bool = True) -> dict:
-    """{'fit', 'calib', 'id', 'ood'} -> recording paths from parsed arguments.  Explicit lists
-    win per role over --dataset (whose split is `split`, else args.split, else 'val')."""
+    """Map {'fit', 'calib', 'id', 'ood'} -> recording paths from parsed arguments.
+
+    Explicit lists win per role over --dataset (whose split is `split`, else args.split, else
+    'val').
+    """
     try:
         sets = {r: expand(getattr(args, r, None) or [], r, check) for r in ROLES}
         if getattr(args, 'dataset', None):

@@ -80,7 +80,8 @@ def adapt_bundle(src, out, fit_paths, calib_paths=(), id_paths=(), mode: str = '
     that many benign-camera variants (data/benign.py) of every fit and calibration frame, so
     that another resolution, JPEG quality or white balance is not a false alarm by itself.
     `head_type` (refit only) replaces the head by a new one of that type reading the same graph
-    output (e.g. a `mahalanobis` head by a `wknn` memory bank)."""
+    output (e.g. a `mahalanobis` head by a `wknn` memory bank).
+    """
     from ..bundle import ModelBundle, load_bundle, read_verified, save_bundle
     from ..calibration import calibrate, head_inputs
     from ..data.benign import benign_frames

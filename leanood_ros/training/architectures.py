@@ -34,7 +34,8 @@ class VaeEncoder(nn.Module):
 
     With `feature_taps` (indices of conv blocks) it also returns `features`: the per-channel mean
     and standard deviation of those blocks' outputs - summary statistics the encoder computes
-    anyway, which a score head can use beside the latent (see leanood compress)."""
+    anyway, which a score head can use beside the latent (see leanood compress).
+    """
 
     def __init__(self, input_size: int = 224, channels=(128, 64, 32, 16), fc=(2048, 1000, 250),
                  latent: int = 30, feature_taps=(), **_):
@@ -64,7 +65,8 @@ class VaeEncoder(nn.Module):
 
 class VaeDecoder(nn.Module):
     """latent -> image in [0, 1]; used only for training, so it is lighter than a mirror of the
-    encoder (a mirrored 128-channel block at full resolution costs ~7 GMACs per image)."""
+    encoder (a mirrored 128-channel block at full resolution costs ~7 GMACs per image).
+    """
 
     def __init__(self, input_size: int = 224, channels=(128, 64, 32, 16), fc=(2048, 1000, 250),
                  latent: int = 30, **_):
@@ -114,7 +116,8 @@ def count_parameters(module: nn.Module) -> int:
 
 def encoder_from_state(arch: dict, state: dict) -> VaeEncoder:
     """Rebuild an encoder whose layer widths may differ from `arch` (pruned): widths are read
-    from the weights themselves."""
+    from the weights themselves.
+    """
     chans = [state[f'features.{i}.0.weight'].shape[0] for i in range(len(arch['channels']))]
     fcs = [state[f'fc.{2 * i}.weight'].shape[0] for i in range(len(arch['fc']))]
     arch = dict(arch, channels=chans, fc=fcs)
@@ -126,7 +129,8 @@ def encoder_from_state(arch: dict, state: dict) -> VaeEncoder:
 
 def load_torch_twin(spec: dict, bundle_path: Path) -> nn.Module:
     """The torch backend's model: architecture from the manifest, weights from safetensors
-    (read once, verified against the manifest's sha256)."""
+    (read once, verified against the manifest's sha256).
+    """
     from safetensors.torch import load
     from ..bundle import read_verified
     data = read_verified(Path(bundle_path) / spec['file'], spec.get('sha256', ''), 'torch twin')

@@ -116,12 +116,14 @@ def pruned_arch(enc, arch: dict) -> dict:
 # -- scoring heads ----------------------------------------------------------------------------
 def fit_head(kind: str, mu: np.ndarray, features: np.ndarray | None = None):
     """Score head, fitted on ID training frames only.
+
     kl_prior:        the paper's KL of the latent Gaussian from the prior N(0, I);
     kl_fitted:       KL of the latent Gaussian from the ID aggregate posterior N(m, S) (Ledoit-Wolf);
     features:        Gaussian divergence of the encoder's first-block channel statistics (measured
                      on the baseline: adding the latent mean to them lowers AUROC, blur most);
     features_wknn:   the same statistics, whitened, scored by the distance to the nearest ID
-                     training vector (memory bank), EARLIN's score."""
+                     training vector (memory bank), EARLIN's score.
+    """
     from ..heads import GaussianHead, KLPriorHead, KLToFittedHead, WhitenedKnnHead
     if kind == 'kl_prior':
         return KLPriorHead()
@@ -137,7 +139,8 @@ def fit_head(kind: str, mu: np.ndarray, features: np.ndarray | None = None):
 # -- measurement ------------------------------------------------------------------------------
 def measure_latencies(graphs: dict, threads: int = 1, rounds: int = 5, per_round: int = 40) -> dict:
     """Median CPU latency (ms, batch 1) of each ONNX graph, measured side by side: the graphs take
-    turns in several rounds so that machine noise hits all of them alike."""
+    turns in several rounds so that machine noise hits all of them alike.
+    """
     import onnxruntime as ort
     sessions = {}
     for name, (path, size) in graphs.items():

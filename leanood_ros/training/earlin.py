@@ -124,8 +124,10 @@ def reduce(act: torch.Tensor, reduction: str = 'meanstd') -> torch.Tensor:
 # -- scoring (fitted on ID features only) --------------------------------------------------------
 class FeatureScorer:
     """fit(ID features) / predict(features), higher = more OOD (pytorch-ood's Detector API).
+
     The exportable distances are the runtime's own score heads (`heads.py`); plain k-NN and
-    k-means centroids exist for the layer study only."""
+    k-means centroids exist for the layer study only.
+    """
 
     def __init__(self, distance: str = 'mahalanobis', k: int | None = None,
                  centroids: int = 16, max_bank: int = 10000):
@@ -175,7 +177,8 @@ class EdgeGraph(nn.Module):
     """image -> (features, split tensor): what runs on the robot.  The statistics of every tapped
     stage (the split stage and, optionally, shallower ones) are concatenated: tapping a stage the
     edge computes anyway costs no extra convolutions.  The score head runs outside the graph
-    (NumPy), so its statistics are bundle files that `refit`/`adapt` can change."""
+    (NumPy), so its statistics are bundle files that `refit`/`adapt` can change.
+    """
 
     def __init__(self, stages: list, taps: list, reduction: str):
         super().__init__()
@@ -256,7 +259,8 @@ def study_scores(distance: str, fit, id_val, ood_val, ood_labels) -> dict:
 def study(sets: dict, out: Path, backbone: str = 'efficientnet-lite0', weights=None,
           interpolation: str = 'linear', fit_stride: int = 2, eval_stride: int = 1) -> dict:
     """Layer study: AUROC per split point, reduction and distance.  sets: recording lists by role
-    (fit, id, ood; see evaluation/recording_sets.py)."""
+    (fit, id, ood; see evaluation/recording_sets.py).
+    """
     from ..evaluation.frames import load_frames
     out.mkdir(parents=True, exist_ok=True)
     stages, size = load_backbone(backbone, weights)
@@ -365,7 +369,8 @@ def export(sets: dict, out: Path, split: str = 'stage1', reduction: str = 'means
            taps=('stem', 'stage1'), distance: str = 'wknn', force: bool = False) -> Path:
     """Build the EARLIN bundle in memory (edge + cloud graphs, the score head fitted on ID
     training frames, calibration on held-out ID frames, decision tuned on ID sequences) and
-    write it once."""
+    write it once.
+    """
     import tempfile
     from ..bundle import ModelBundle, save_bundle
     from ..calibration import calibrate, fit_head

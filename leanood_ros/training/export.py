@@ -60,7 +60,8 @@ def vae_bundle(out: Path, name: str, encoder: torch.nn.Module, arch: dict, pre: 
                force: bool = True) -> Path:
     """Build a vae-family bundle in memory (graph, torch twin, fitted `head`, calibration,
     decision tuned on `id_paths` when given) and write it once.  `onnx_file` replaces the
-    exported graph (e.g. quantized)."""
+    exported graph (e.g. quantized).
+    """
     from safetensors.torch import save_file
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -124,7 +125,8 @@ def quantize_int8(src: Path, dst: Path, calib_images: np.ndarray, pre: Preproces
                   exclude_nodes=None) -> Path:
     """Static int8 PTQ (QDQ, per-channel weights, calibration on ID frames).  By default every
     node feeding a `features` output stays float: those statistics are the score's input, and
-    the score is computed in float."""
+    the score is computed in float.
+    """
     import onnx
     if exclude_nodes is None:
         outs = {o.name for o in onnx.load(str(src)).graph.output}
@@ -148,7 +150,8 @@ def quantize_int8(src: Path, dst: Path, calib_images: np.ndarray, pre: Preproces
 def _bypass_qdq(path: Path, float_nodes: set) -> None:
     """Feed the float nodes the float tensors again.  A tensor that a quantized node also reads
     gets one Q/DQ pair that every consumer shares; rewire the float consumers around it (and drop
-    pairs nothing reads any more), so the score's inputs are exactly the fp32 graph's."""
+    pairs nothing reads any more), so the score's inputs are exactly the fp32 graph's.
+    """
     import onnx
     model = onnx.load(str(path))
     g = model.graph
@@ -190,7 +193,8 @@ def quantize_bundle(src: Path, dst: Path, precision: str, ptq_images: np.ndarray
     """A quantized copy of a vae-family bundle: int8 (static PTQ on `ptq_images`, ID frames) or
     fp16.  The torch twin is dropped (it no longer matches the graph), the fitted head and the
     decision settings travel unchanged, and the calibration scores and self-test are recomputed
-    through the new graph (on `calib_images`; without them the source's are kept: fp16 only)."""
+    through the new graph (on `calib_images`; without them the source's are kept: fp16 only).
+    """
     src, dst = Path(src), Path(dst)
     bundle = load_bundle(src)
     if bundle.family != 'vae':

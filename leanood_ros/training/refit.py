@@ -24,7 +24,8 @@ import sys
 def refit(src: Path, out: Path, fit_paths, calib_paths, id_paths, fit_stride: int = 1,
           keep_head: bool = False, force: bool = False, head: str | None = None) -> dict:
     """Replace the head's ID statistics by ones fitted on `fit_paths` (or keep them), then
-    recalibrate and retune: `leanood adapt`'s pipeline with mode refit / recalibrate."""
+    recalibrate and retune: `leanood adapt`'s pipeline with mode refit / recalibrate.
+    """
     from .adapt import adapt_bundle
     summary = adapt_bundle(src, out, fit_paths, calib_paths, id_paths,
                            mode='recalibrate' if keep_head else 'refit', fit_stride=fit_stride,
