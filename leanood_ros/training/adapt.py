@@ -1,20 +1,21 @@
-"""`leanood adapt`: fit a shipped (or any) bundle to a new robot from its *normal* recordings.
+r"""`leanood adapt`: fit a shipped (or any) bundle to a new robot from its *normal* recordings.
 
-    leanood adapt --model earlin_lite0 --fit my_bags/normal_0 my_bags/normal_1 \\
+    leanood adapt --model earlin_lite0 --fit my_bags/normal_0 my_bags/normal_1 \
                   --calib my_bags/normal_2 my_bags/normal_3 --out models/earlin_mysite
     leanood adapt --model vae_lean --fit my_bags/normal/ --ood my_bags/rain --out DIR
 
 What changes and what stays:
 - the graph stays (nothing is retrained; no torch needed);
-- the score head keeps what it knew and learns the new place: a memory-bank head (`wknn`) adds the
-  new frames that its memory does not cover yet (greedy k-center coreset, bounded by the head's
-  `max_bank`), a Gaussian head pools its statistics with the new frames'; a head with nothing to
-  fit (the paper's KL from the prior) is only recalibrated;
+- the score head keeps what it knew and learns the new place: a memory-bank head (`wknn`) adds
+  the new frames that its memory does not cover yet (greedy k-center coreset, bounded by the
+  head's `max_bank`), a Gaussian head pools its statistics with the new frames'; a head with
+  nothing to fit (the paper's KL from the prior) is only recalibrated;
 - calibration scores come from normal recordings held apart from the fit (`--calib`; without it
   the `--fit` recordings are split by recording), so the p-values describe the new camera;
 - decision settings are retuned on normal sequences only (`--id`, else the calibration ones);
 - the bundle is named after `--out`; provenance, a before/after table (with `--ood`) and a model
-  card travel with it.  An existing `--out` is replaced only if it is a bundle and `--force` is set.
+  card travel with it.  An existing `--out` is replaced only if it is a bundle and `--force` is
+  set.
 `refit` (`leanood refit`) is the same pipeline with the head's statistics replaced instead of
 extended (`mode='refit'`), or kept (`mode='recalibrate'`).
 """
@@ -37,7 +38,7 @@ class AdaptError(ValueError):
 
 
 def check_recordings(fit, calib, ids, ood=()) -> None:
-    """Recordings used for different purposes must be different recordings."""
+    """Check that recordings used for different purposes are different recordings."""
     named = {'--fit': fit, '--calib': calib, '--id': ids, '--ood': ood}
     seen = {}
     for role, paths in named.items():
@@ -76,11 +77,12 @@ def _min_calibration(bundle) -> int:
 def adapt_bundle(src, out, fit_paths, calib_paths=(), id_paths=(), mode: str = 'extend',
                  fit_stride: int = 1, force: bool = False, max_bank: int | None = None,
                  benign: int = 0, head_type: str | None = None, log=None) -> dict:
-    """Adapt `src` to the recordings and save it at `out`; returns a summary.  `benign` > 0 adds
-    that many benign-camera variants (data/benign.py) of every fit and calibration frame, so
-    that another resolution, JPEG quality or white balance is not a false alarm by itself.
-    `head_type` (refit only) replaces the head by a new one of that type reading the same graph
-    output (e.g. a `mahalanobis` head by a `wknn` memory bank).
+    """Adapt `src` to the recordings and save it at `out`; returns a summary.
+
+    `benign` > 0 adds that many benign-camera variants (data/benign.py) of every fit and
+    calibration frame, so that another resolution, JPEG quality or white balance is not a false
+    alarm by itself.  `head_type` (refit only) replaces the head by a new one of that type reading
+    the same graph output (e.g. a `mahalanobis` head by a `wknn` memory bank).
     """
     from ..bundle import ModelBundle, load_bundle, read_verified, save_bundle
     from ..calibration import calibrate, head_inputs
@@ -197,7 +199,7 @@ def adapt_bundle(src, out, fit_paths, calib_paths=(), id_paths=(), mode: str = '
 
 
 def before_after(src: str, out: str, id_paths, ood_paths) -> str:
-    """The table a user reads after adapting: the source bundle beside the adapted one."""
+    """Write the table a user reads after adapting: the source bundle beside the adapted one."""
     from ..evaluation.evaluate import evaluate_bundle
     rows = []
     for label, model in (('before', src), ('after', out)):

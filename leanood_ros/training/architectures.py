@@ -64,8 +64,10 @@ class VaeEncoder(nn.Module):
 
 
 class VaeDecoder(nn.Module):
-    """latent -> image in [0, 1]; used only for training, so it is lighter than a mirror of the
-    encoder (a mirrored 128-channel block at full resolution costs ~7 GMACs per image).
+    """Decode latent -> image in [0, 1]; used only for training, so lighter than the encoder.
+
+    Lighter than a mirror of the encoder: a mirrored 128-channel block at full resolution costs
+    ~7 GMACs per image.
     """
 
     def __init__(self, input_size: int = 224, channels=(128, 64, 32, 16), fc=(2048, 1000, 250),
@@ -115,8 +117,9 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def encoder_from_state(arch: dict, state: dict) -> VaeEncoder:
-    """Rebuild an encoder whose layer widths may differ from `arch` (pruned): widths are read
-    from the weights themselves.
+    """Rebuild an encoder whose layer widths may differ from `arch` (pruned).
+
+    The widths are read from the weights themselves.
     """
     chans = [state[f'features.{i}.0.weight'].shape[0] for i in range(len(arch['channels']))]
     fcs = [state[f'fc.{2 * i}.weight'].shape[0] for i in range(len(arch['fc']))]
@@ -128,8 +131,9 @@ def encoder_from_state(arch: dict, state: dict) -> VaeEncoder:
 
 
 def load_torch_twin(spec: dict, bundle_path: Path) -> nn.Module:
-    """The torch backend's model: architecture from the manifest, weights from safetensors
-    (read once, verified against the manifest's sha256).
+    """Load the torch backend's model: architecture from the manifest, weights from safetensors.
+
+    The weights are read once and verified against the manifest's sha256.
     """
     from safetensors.torch import load
     from ..bundle import read_verified

@@ -1,6 +1,7 @@
-"""`leanood compress`: the design methodology for lean VAE detectors (Bansal et al., extended).
+r"""`leanood compress`: the design methodology for lean VAE detectors (Bansal et al., extended).
 
-    leanood compress --teacher runs/vae_baseline --dataset data/duckietown/bags --out runs/compress
+    leanood compress --teacher runs/vae_baseline --dataset data/duckietown/bags \
+                     --out runs/compress
 
 1. The trained beta-VAE encoder is the baseline (the paper's configuration).
 2. Variants, each step composable:
@@ -9,13 +10,14 @@
    - knowledge distillation into smaller student encoders, at the teacher's and at smaller input
      resolutions, trained to match the teacher's (mu, logvar) on ID frames;
    - int8 static post-training quantization with ONNX Runtime (QDQ, per-channel weights,
-     calibration on ID frames; the score is computed in float outside the graph) and fp16 (for GPUs).
+     calibration on ID frames; the score is computed in float outside the graph) and fp16 (for
+     GPUs).
 3. Every variant is evaluated on the validation recordings (per-frame AUROC and FPR95 per shift,
    detection delay and false alarms through the decision layer), its CPU latency measured side by
    side with all others in one run, its size and MACs counted.
-4. The leanest variant (lowest CPU latency) whose mean AUROC is within `--budget` (default 0.02) of
-   the baseline is selected.  A markdown report, a Pareto plot (latency vs AUROC) and the bundles
-   are written; `--install` copies baseline, selection and kept variants to models/.
+4. The leanest variant (lowest CPU latency) whose mean AUROC is within `--budget` (default 0.02)
+   of the baseline is selected.  A markdown report, a Pareto plot (latency vs AUROC) and the
+   bundles are written; `--install` copies baseline, selection and kept variants to models/.
 Each variant is cached in its own folder, so an interrupted run resumes.
 """
 from __future__ import annotations
@@ -37,9 +39,9 @@ from .train_vae import bf16_supported, vae_preprocessing
 STUDENTS = {
     # name: architecture overrides (students resize with INTER_LINEAR: ~10x cheaper than
     # INTER_AREA from 640x480, and it keeps pixel-level evidence such as noise)
-    'student112': dict(input_size=112, channels=[32, 32, 32, 32], fc=[256], latent=30),
-    'student64': dict(input_size=64, channels=[32, 32, 32, 32], fc=[256], latent=30),
-    'student64s': dict(input_size=64, channels=[16, 16, 16, 16], fc=[128], latent=30),
+    'student112': {'input_size': 112, 'channels': [32, 32, 32, 32], 'fc': [256], 'latent': 30},
+    'student64': {'input_size': 64, 'channels': [32, 32, 32, 32], 'fc': [256], 'latent': 30},
+    'student64s': {'input_size': 64, 'channels': [16, 16, 16, 16], 'fc': [128], 'latent': 30},
 }
 STUDENT_INTERPOLATION = 'linear'
 PRUNE_RATIOS = (0.5, 0.75, 0.9)
@@ -58,7 +60,7 @@ class Variant:
 
 # -- training pieces --------------------------------------------------------------------------
 def latent_targets(encoder, images: np.ndarray, batch: int = 64, features: bool = False) -> tuple:
-    """An encoder's (mu, logvar[, features]) for frames already at its input size (fp32)."""
+    """Compute an encoder's (mu, logvar[, features]) for frames at its input size (fp32)."""
     encoder.eval()
     outs = []
     with torch.inference_mode():
@@ -118,7 +120,8 @@ def fit_head(kind: str, mu: np.ndarray, features: np.ndarray | None = None):
     """Score head, fitted on ID training frames only.
 
     kl_prior:        the paper's KL of the latent Gaussian from the prior N(0, I);
-    kl_fitted:       KL of the latent Gaussian from the ID aggregate posterior N(m, S) (Ledoit-Wolf);
+    kl_fitted:       KL of the latent Gaussian from the ID aggregate posterior N(m, S)
+                     (Ledoit-Wolf);
     features:        Gaussian divergence of the encoder's first-block channel statistics (measured
                      on the baseline: adding the latent mean to them lowers AUROC, blur most);
     features_wknn:   the same statistics, whitened, scored by the distance to the nearest ID
@@ -137,9 +140,11 @@ def fit_head(kind: str, mu: np.ndarray, features: np.ndarray | None = None):
 
 
 # -- measurement ------------------------------------------------------------------------------
-def measure_latencies(graphs: dict, threads: int = 1, rounds: int = 5, per_round: int = 40) -> dict:
-    """Median CPU latency (ms, batch 1) of each ONNX graph, measured side by side: the graphs take
-    turns in several rounds so that machine noise hits all of them alike.
+def measure_latencies(graphs: dict, threads: int = 1, rounds: int = 5,
+                      per_round: int = 40) -> dict:
+    """Measure the median CPU latency (ms, batch 1) of each ONNX graph, side by side.
+
+    The graphs take turns in several rounds so that machine noise hits all of them alike.
     """
     import onnxruntime as ort
     sessions = {}
@@ -202,8 +207,9 @@ def run(teacher_dir: Path, sets: dict, out: Path, budget: float = 0.02, threads:
             enc = distill(enc, train_t, mu_t, lv_t, epochs=finetune_epochs, lr=5e-4,
                           desc=f'fine-tune {name}')
             _save(enc, ckpt)
-        variants.append((Variant(name, enc, arch, [f'prune {int(r * 100)} % channels',
-                                                   f'fine-tune {finetune_epochs} epochs']), 'area'))
+        variants.append((Variant(name, enc, arch,
+                                 [f'prune {int(r * 100)} % channels',
+                                  f'fine-tune {finetune_epochs} epochs']), 'area'))
     for name, arch_over in STUDENTS.items():
         arch = dict(BASELINE, **arch_over, **taps)
         ckpt = out / 'weights' / f'{name}.safetensors'
@@ -285,7 +291,8 @@ def run(teacher_dir: Path, sets: dict, out: Path, budget: float = 0.02, threads:
                          'id_false_alarms': ev['id_false_alarm_episodes']})
     lat = measure_latencies(graphs, threads=1)
     for r in rows:
-        r.update(latency_ms=lat[r['variant']]['p50_ms'], latency_p99_ms=lat[r['variant']]['p99_ms'])
+        r.update(latency_ms=lat[r['variant']]['p50_ms'],
+                 latency_p99_ms=lat[r['variant']]['p99_ms'])
     base = next(r for r in rows if r['variant'] == 'baseline_fp32')
     for r in rows:
         r['speedup'] = base['latency_ms'] / r['latency_ms']
@@ -338,8 +345,9 @@ def write_report(report: dict, out: Path) -> None:
     lines += ['', '## Per-shift validation AUROC', '',
               '| variant | ' + ' | '.join(shifts) + ' |', '|---|' + '---|' * len(shifts)]
     for r in rows:
-        lines.append(f"| {r['variant']} | " + ' | '.join(f"{r['per_shift'].get(s, float('nan')):.4f}"
-                                                        for s in shifts) + ' |')
+        lines.append(f"| {r['variant']} | "
+                     + ' | '.join(f"{r['per_shift'].get(s, float('nan')):.4f}" for s in shifts)
+                     + ' |')
     (out / 'report.md').write_text('\n'.join(lines) + '\n')
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for quant, marker in (('fp32', 'o'), ('int8', 's')):

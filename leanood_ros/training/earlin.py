@@ -1,13 +1,14 @@
-"""`leanood earlin`: EARLIN - early-layer OOD detection with a split model (offline, torch).
+r"""`leanood earlin`: EARLIN - early-layer OOD detection with a split model (offline, torch).
 
     leanood earlin study  --dataset data/duckietown/bags --out runs/earlin_study
-    leanood earlin export --dataset data/duckietown/bags --split-at stage1 --out models/earlin_lite0
+    leanood earlin export --dataset data/duckietown/bags --split-at stage1 \
+                          --out models/earlin_lite0
 
 A pretrained CNN (EfficientNet-Lite0, ImageNet weights from PyPI; or any `module:factory` that
 returns the model's stages) is cut after a shallow stage.  The activation there is reduced to
 per-channel statistics (global mean and standard deviation) and scored by a distance to the ID
-training features: `wknn` (nearest ID training vector after Ledoit-Wolf whitening, the default the
-layer study chose), `mahalanobis` (to the ID mean), and plain k-NN / k-means centroids for
+training features: `wknn` (nearest ID training vector after Ledoit-Wolf whitening, the default
+the layer study chose), `mahalanobis` (to the ID mean), and plain k-NN / k-means centroids for
 comparison.
 Everything is fitted on in-distribution frames only: the fit API takes ID frames and nothing else.
 The study measures, per candidate split, AUROC on validation shifts against the edge part's share
@@ -29,7 +30,7 @@ from torch import nn
 from ..preprocess import Preprocessing
 
 # EfficientNet-Lite normalises with (x - 127) / 128
-LITE_PRE = dict(mean=(127 / 255,) * 3, std=(128 / 255,) * 3, color_order='rgb')
+LITE_PRE = {'mean': (127 / 255,) * 3, 'std': (128 / 255,) * 3, 'color_order': 'rgb'}
 DISTANCES = ('mahalanobis', 'wknn', 'knn', 'kmeans')
 # Whitened k-NN is local: a view that is rare but present in the ID training frames (a parked
 # vehicle passed close up) lies next to its training twin although it is far from the ID mean.
@@ -81,7 +82,10 @@ def efficientnet_lite(variant: str = 'lite0', weights: str | None = None):
 
 
 def load_backbone(spec: str = 'efficientnet-lite0', weights: str | None = None):
-    """'efficientnet-lite0|1|2' or 'package.module:factory' (factory(weights) -> (stages, size))."""
+    """Load a backbone: 'efficientnet-lite0|1|2' or 'package.module:factory'.
+
+    factory(weights) -> (stages, size).
+    """
     if spec.startswith('efficientnet-'):
         return efficientnet_lite(spec.split('-', 1)[1], weights)
     mod, fn = spec.split(':')
@@ -174,10 +178,12 @@ class FeatureScorer:
 
 
 class EdgeGraph(nn.Module):
-    """image -> (features, split tensor): what runs on the robot.  The statistics of every tapped
-    stage (the split stage and, optionally, shallower ones) are concatenated: tapping a stage the
-    edge computes anyway costs no extra convolutions.  The score head runs outside the graph
-    (NumPy), so its statistics are bundle files that `refit`/`adapt` can change.
+    """image -> (features, split tensor): what runs on the robot.
+
+    The statistics of every tapped stage (the split stage and, optionally, shallower ones) are
+    concatenated: tapping a stage the edge computes anyway costs no extra convolutions.  The score
+    head runs outside the graph (NumPy), so its statistics are bundle files that `refit`/`adapt`
+    can change.
     """
 
     def __init__(self, stages: list, taps: list, reduction: str):
@@ -218,7 +224,7 @@ def extract(model: SplitModel, images: np.ndarray, pre: Preprocessing, upto: str
 
 
 def stage_macs(model: SplitModel, tmpdir: Path) -> dict:
-    """MACs of each stage, from the exported ONNX of the growing edge part."""
+    """Count the MACs of each stage, from the exported ONNX of the growing edge part."""
     from ..evaluation.graph_stats import graph_macs
     from .export import export_onnx
     out, prev = {}, 0
@@ -258,8 +264,9 @@ def study_scores(distance: str, fit, id_val, ood_val, ood_labels) -> dict:
 
 def study(sets: dict, out: Path, backbone: str = 'efficientnet-lite0', weights=None,
           interpolation: str = 'linear', fit_stride: int = 2, eval_stride: int = 1) -> dict:
-    """Layer study: AUROC per split point, reduction and distance.  sets: recording lists by role
-    (fit, id, ood; see evaluation/recording_sets.py).
+    """Layer study: AUROC per split point, reduction and distance.
+
+    sets: recording lists by role (fit, id, ood; see evaluation/recording_sets.py).
     """
     from ..evaluation.frames import load_frames
     out.mkdir(parents=True, exist_ok=True)
@@ -315,20 +322,24 @@ def write_study_report(result: dict, out: Path) -> None:
              f"{result['val_id_frames']} ID and {result['val_ood_frames']} shifted validation "
              f"frames (resize: {result['interpolation']}).  Full model: "
              f"{result['total_macs'] / 1e6:.0f} M MACs.", '',
-             '| split | edge MACs (share) | forwarded (fp16) | stages tapped | reduction | distance '
+             '| split | edge MACs (share) | forwarded (fp16) | stages tapped | reduction '
+             '| distance '
              '| dims | mean AUROC | min AUROC | mean FPR95 |',
              '|---|---|---|---|---|---|---|---|---|---|']
     shapes = result.get('forward_shapes', {})
     kb = {k: 2 * int(np.prod(v)) / 1000 for k, v in shapes.items()}
     for r in rows:
         fwd = f"{kb[r['split']]:.0f} kB" if r['split'] in kb else '-'
-        lines.append(f"| {r['split']} | {r['edge_macs'] / 1e6:.1f} M ({100 * r['edge_share']:.1f} %)"
-                     f" | {fwd} | {'+'.join(r['taps'])} | {r['reduction']} | {r['distance']} | {r['dims']}"
+        lines.append(f"| {r['split']} | {r['edge_macs'] / 1e6:.1f} M "
+                     f"({100 * r['edge_share']:.1f} %)"
+                     f" | {fwd} | {'+'.join(r['taps'])} | {r['reduction']} | {r['distance']} "
+                     f"| {r['dims']}"
                      f" | {r['mean_auroc']:.4f}"
                      f" | {r['min_auroc']:.4f} | {r['mean_fpr95']:.4f} |")
     ok = [r for r in rows if r['mean_auroc'] >= TARGET['mean_auroc']
           and r['mean_fpr95'] <= TARGET['mean_fpr95']]
-    lines += ['', f"Splits meeting the target (mean AUROC >= {TARGET['mean_auroc']}, mean FPR95 <= "
+    lines += ['', f"Splits meeting the target (mean AUROC >= {TARGET['mean_auroc']}, "
+                  'mean FPR95 <= '
                   f"{TARGET['mean_fpr95']}), shallowest first, with their best row:", '']
     for name in dict.fromkeys(r['split'] for r in ok):
         best = max((r for r in ok if r['split'] == name), key=lambda r: r['mean_auroc'])
@@ -348,8 +359,8 @@ def write_study_report(result: dict, out: Path) -> None:
         pts = [(r['edge_share'] * 100, r['mean_auroc']) for r in rows
                if r['reduction'] == red and r['distance'] == dist and (len(r['taps']) > 1) == cum]
         if pts:
-            ax.plot(*zip(*pts), style, label=f'{red} + {dist}' + (' (all stages up to the split)'
-                                                                   if cum else ''))
+            ax.plot(*zip(*pts), style,
+                    label=f'{red} + {dist}' + (' (all stages up to the split)' if cum else ''))
     for r in rows:
         if r['reduction'] == 'meanstd' and r['distance'] == 'mahalanobis' and len(r['taps']) == 1:
             ax.annotate(r['split'], (r['edge_share'] * 100, r['mean_auroc']), fontsize=7)
@@ -367,9 +378,10 @@ def export(sets: dict, out: Path, split: str = 'stage1', reduction: str = 'means
            backbone: str = 'efficientnet-lite0', weights=None, interpolation: str = 'linear',
            fit_stride: int = 2, name: str | None = None, study_result: dict | None = None,
            taps=('stem', 'stage1'), distance: str = 'wknn', force: bool = False) -> Path:
-    """Build the EARLIN bundle in memory (edge + cloud graphs, the score head fitted on ID
-    training frames, calibration on held-out ID frames, decision tuned on ID sequences) and
-    write it once.
+    """Build the EARLIN bundle in memory and write it once.
+
+    Edge + cloud graphs, the score head fitted on ID training frames, calibration on held-out ID
+    frames, decision tuned on ID sequences.
     """
     import tempfile
     from ..bundle import ModelBundle, save_bundle

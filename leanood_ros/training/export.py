@@ -58,9 +58,10 @@ def vae_bundle(out: Path, name: str, encoder: torch.nn.Module, arch: dict, pre: 
                description: str = '', prov: dict | None = None, metrics: dict | None = None,
                decision: dict | None = None, onnx_file: Path | None = None, id_paths=(),
                force: bool = True) -> Path:
-    """Build a vae-family bundle in memory (graph, torch twin, fitted `head`, calibration,
-    decision tuned on `id_paths` when given) and write it once.  `onnx_file` replaces the
-    exported graph (e.g. quantized).
+    """Build a vae-family bundle in memory and write it once.
+
+    Graph, torch twin, fitted `head`, calibration, decision tuned on `id_paths` when given.
+    `onnx_file` replaces the exported graph (e.g. quantized).
     """
     from safetensors.torch import save_file
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,9 +124,10 @@ def nodes_feeding(model_path: Path, output: str) -> list:
 
 def quantize_int8(src: Path, dst: Path, calib_images: np.ndarray, pre: Preprocessing,
                   exclude_nodes=None) -> Path:
-    """Static int8 PTQ (QDQ, per-channel weights, calibration on ID frames).  By default every
-    node feeding a `features` output stays float: those statistics are the score's input, and
-    the score is computed in float.
+    """Quantize to int8 by static PTQ (QDQ, per-channel weights, calibration on ID frames).
+
+    By default every node feeding a `features` output stays float: those statistics are the
+    score's input, and the score is computed in float.
     """
     import onnx
     if exclude_nodes is None:
@@ -148,9 +150,11 @@ def quantize_int8(src: Path, dst: Path, calib_images: np.ndarray, pre: Preproces
 
 
 def _bypass_qdq(path: Path, float_nodes: set) -> None:
-    """Feed the float nodes the float tensors again.  A tensor that a quantized node also reads
-    gets one Q/DQ pair that every consumer shares; rewire the float consumers around it (and drop
-    pairs nothing reads any more), so the score's inputs are exactly the fp32 graph's.
+    """Feed the float nodes the float tensors again.
+
+    A tensor that a quantized node also reads gets one Q/DQ pair that every consumer shares;
+    rewire the float consumers around it (and drop pairs nothing reads any more), so the score's
+    inputs are exactly the fp32 graph's.
     """
     import onnx
     model = onnx.load(str(path))
@@ -190,10 +194,12 @@ def convert_fp16(src: Path, dst: Path) -> Path:
 def quantize_bundle(src: Path, dst: Path, precision: str, ptq_images: np.ndarray | None = None,
                     calib_images: np.ndarray | None = None, calib_source: str = '',
                     force: bool = False) -> Path:
-    """A quantized copy of a vae-family bundle: int8 (static PTQ on `ptq_images`, ID frames) or
-    fp16.  The torch twin is dropped (it no longer matches the graph), the fitted head and the
-    decision settings travel unchanged, and the calibration scores and self-test are recomputed
-    through the new graph (on `calib_images`; without them the source's are kept: fp16 only).
+    """Make a quantized copy of a vae-family bundle: int8 (static PTQ on `ptq_images`) or fp16.
+
+    int8 PTQ runs on ID frames.  The torch twin is dropped (it no longer matches the graph), the
+    fitted head and the decision settings travel unchanged, and the calibration scores and
+    self-test are recomputed through the new graph (on `calib_images`; without them the source's
+    are kept: fp16 only).
     """
     src, dst = Path(src), Path(dst)
     bundle = load_bundle(src)

@@ -1,17 +1,18 @@
-"""`leanood refit`: refit a bundle's ID statistics on new ID recordings, then recalibrate and
-retune it, without retraining anything.
+r"""`leanood refit`: refit a bundle's ID statistics on new ID recordings; nothing is retrained.
+
+The bundle is then recalibrated and retuned.
 
     leanood refit --model vae_lean --dataset data/duckietown/bags --out runs/vae_lean_refit
-    leanood refit --model vae_lean --fit my_bags/train/* --calib my_bags/calib/* \\
+    leanood refit --model vae_lean --fit my_bags/train/* --calib my_bags/calib/* \
                   --id my_bags/val/* --out models/vae_lean_mysite
     leanood refit --model earlin_lite0 --keep-head --dataset data/duckietown/bags --out OUT
 
-The graph stays, the ID statistics the score measures against are *replaced* by ones fitted on the
-user's own ID recordings, and the calibration scores and decision settings are re-derived (never
-from OOD data).  Works for every fitted head (`wknn`, `mahalanobis`, `kl_to_fitted`), EARLIN's
-included; `--keep-head` keeps the statistics and only recalibrates and retunes (any bundle).  To
-keep what the bundle knew and add the new place, use `leanood adapt` instead: with only a few
-sequences of the new place, replacing the statistics forgets more than it learns.
+The graph stays, the ID statistics the score measures against are *replaced* by ones fitted on
+the user's own ID recordings, and the calibration scores and decision settings are re-derived
+(never from OOD data).  Works for every fitted head (`wknn`, `mahalanobis`, `kl_to_fitted`),
+EARLIN's included; `--keep-head` keeps the statistics and only recalibrates and retunes (any
+bundle).  To keep what the bundle knew and add the new place, use `leanood adapt` instead: with
+only a few sequences of the new place, replacing the statistics forgets more than it learns.
 """
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ import sys
 
 def refit(src: Path, out: Path, fit_paths, calib_paths, id_paths, fit_stride: int = 1,
           keep_head: bool = False, force: bool = False, head: str | None = None) -> dict:
-    """Replace the head's ID statistics by ones fitted on `fit_paths` (or keep them), then
-    recalibrate and retune: `leanood adapt`'s pipeline with mode refit / recalibrate.
+    """Replace the head's ID statistics by ones fitted on `fit_paths` (or keep them).
+
+    Then recalibrate and retune: `leanood adapt`'s pipeline with mode refit / recalibrate.
     """
     from .adapt import adapt_bundle
     summary = adapt_bundle(src, out, fit_paths, calib_paths, id_paths,
