@@ -34,11 +34,11 @@ class InferenceBackend(ABC):
     @property
     @abstractmethod
     def provider(self) -> str:
-        """What really executes the graph, e.g. 'CPUExecutionProvider'."""
+        """Name what really executes the graph, e.g. 'CPUExecutionProvider'."""
 
     @property
     def fell_back(self) -> bool:
-        """True when a GPU was requested but the graph runs on the CPU."""
+        """Tell whether a GPU was requested but the graph runs on the CPU."""
         return False
 
     @abstractmethod

@@ -1,6 +1,8 @@
-"""Builds tiny but real model bundles for tests: a randomly initialised conv encoder written as an
-ONNX graph (with the `onnx` package only, so the suite runs without torch), calibrated on
-synthetic 'road-like' frames through the real detector code path.
+"""Build tiny but real model bundles for tests.
+
+A randomly initialised conv encoder written as an ONNX graph (with the `onnx` package only, so
+the suite runs without torch), calibrated on synthetic 'road-like' frames through the real
+detector code path.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ def id_frame(rng, h=120, w=160) -> np.ndarray:
 
 
 def ood_frame(rng, h=120, w=160) -> np.ndarray:
-    """A saturated magenta colour cast with noise: far from the ID frames for this encoder.
+    """Make a saturated magenta colour cast with noise: far from the ID frames for this encoder.
 
     (Full-range pixel noise is not: a random encoder averages it away, as a real VAE does.)
     """
@@ -79,7 +81,8 @@ def make_tiny_bundle(directory: Path, n_calibration: int = 200, seed: int = 0,
     _encoder_graph(directory / 'encoder.onnx', seed)
     manifest = {
         'name': 'tiny_test_vae',
-        'description': 'Randomly initialised 2-layer conv encoder for tests (not a real detector).',
+        'description': 'Randomly initialised 2-layer conv encoder for tests '
+                       '(not a real detector).',
         'detector': {'family': 'vae'},
         'graphs': {'detector': {'file': 'encoder.onnx', 'input': 'image',
                                 'outputs': ['mu', 'logvar']}},

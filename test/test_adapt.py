@@ -1,5 +1,7 @@
-"""`leanood adapt`: a bundle learns a new place from its normal recordings without forgetting the
-old one, and refuses input that cannot make a trustworthy bundle.
+"""`leanood adapt`: a bundle learns a new place from its normal recordings.
+
+It does so without forgetting the old one, and refuses input that cannot make a trustworthy
+bundle.
 """
 import json
 
@@ -17,7 +19,7 @@ from leanood_ros.training.adapt import adapt_bundle, AdaptError
 
 
 def new_place_frame(rng):
-    """Normal for the new robot (a greenish floor), unlike anything the bundle was fitted on."""
+    """Make a frame normal for the new robot (a greenish floor), unlike anything fitted on."""
     img = id_frame(rng).astype(np.int16) + np.array([-60, 70, -50])
     return np.clip(img, 0, 255).astype(np.uint8)
 

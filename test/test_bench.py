@@ -1,4 +1,7 @@
-"""The benchmark tool itself works (tiny bundle, few iterations); real numbers live in benchmarks/."""
+"""The benchmark tool itself works (tiny bundle, few iterations).
+
+Real numbers live in benchmarks/.
+"""
 import shutil
 
 import pytest

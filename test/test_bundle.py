@@ -23,7 +23,7 @@ def bundle_dir(tiny_bundle, tmp_path):
 
 @pytest.fixture(scope='module')
 def fitted_bundle(tmp_path_factory):
-    """A tiny bundle with a memory-bank head, so that tampering with arrays can be tested."""
+    """Build a tiny bundle with a memory-bank head, so that tampering with arrays can be tested."""
     from bundle_factory import make_tiny_bundle
     from leanood_ros.heads import WhitenedKnnHead
     return make_tiny_bundle(tmp_path_factory.mktemp('fitted') / 'wknn', n_calibration=240,
@@ -188,8 +188,9 @@ def test_insane_statistics_are_refused(fitted_bundle, tmp_path, array, value, me
 
 
 def test_swapped_statistics_fail_the_known_answer_self_test(fitted_bundle, tmp_path):
-    """Plausible but wrong numbers (another place's memory) pass every sanity check: the
-    recorded known-answer scores are what catches them.
+    """Plausible but wrong numbers (another place's memory) pass every sanity check.
+
+    The recorded known-answer scores are what catches them.
     """
     d = tmp_path / 'b'
     shutil.copytree(fitted_bundle, d)
@@ -295,8 +296,8 @@ _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow
                      st.dictionaries(st.text(max_size=5), c, max_size=3), max_leaves=6)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzzed_manifest_fields_give_a_bundle_error_or_a_valid_bundle(tiny_bundle, tmp_path,
                                                                       data):

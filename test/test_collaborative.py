@@ -1,5 +1,6 @@
-"""Integration: camera_replay -> ood_monitor (EARLIN edge) -> collaborative_inference (cloud),
-real processes over DDS, with the shipped earlin_lite0 bundle and the shipped sample recording.
+"""Integration: camera_replay -> ood_monitor (EARLIN edge) -> collaborative_inference (cloud).
+
+Real processes over DDS, with the shipped earlin_lite0 bundle and the shipped sample recording.
 """
 from pathlib import Path
 
@@ -26,7 +27,8 @@ def test_only_in_distribution_frames_are_forwarded_and_predictions_come_back(dom
     lis = Listener(domain_id)
     # this listener also takes the camera images, so the replay (waiting for 2 subscribers)
     # starts only once it is connected and no label is missed
-    for t, topic in ((Image, 'image'), (Image, 'ood/features'), (DiagnosticArray, 'ood/prediction'),
+    for t, topic in ((Image, 'image'), (Image, 'ood/features'),
+                     (DiagnosticArray, 'ood/prediction'),
                      (Header, 'camera_replay/label'), (DiagnosticArray, 'ood/status'),
                      (DiagnosticArray, '/diagnostics')):
         lis.subscribe(t, topic, depth=1000)
@@ -75,6 +77,7 @@ def test_only_in_distribution_frames_are_forwarded_and_predictions_come_back(dom
                 if 'frames_withheld' in kv:
                     return kv
             return {}
+
         def accounted():   # every judged frame is counted as forwarded or withheld
             d = edge_diag()
             fwd, held = int(d.get('frames_forwarded', -1)), int(d.get('frames_withheld', -1))

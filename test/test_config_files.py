@@ -19,7 +19,7 @@ def yaml_params(path):
 
 @pytest.fixture
 def models_dir(tmp_path, tiny_bundle):
-    """A models/ folder whose vae_lean is the tiny test bundle."""
+    """Make a models/ folder whose vae_lean is the tiny test bundle."""
     shutil.copytree(tiny_bundle, tmp_path / 'models' / 'vae_lean')
     return tmp_path / 'models'
 

@@ -70,7 +70,8 @@ def test_json_holds_every_frame_and_timelines_show_each_sequence(recordings, tin
                                                                  tmp_path):
     out, plots = tmp_path / 'r.json', tmp_path / 'plots'
     assert evaluate.main(['--model', str(tiny_bundle)]
-                         + _args(recordings, json=out, timeline=plots, roc=tmp_path / 'roc.png')) == 0
+                         + _args(recordings, json=out, timeline=plots,
+                                 roc=tmp_path / 'roc.png')) == 0
     det = next(r for r in json.loads(out.read_text())['results'] if r['name'] == 'tiny_test_vae')
     seq = det['per_set']['magenta']['per_sequence']['shift']
     assert len(seq['score']) == len(seq['alarm']) == len(seq['ood']) == 40
@@ -128,7 +129,8 @@ def test_every_argument_is_checked_before_scoring(recordings, tiny_bundle, tmp_p
          '--model no_such_model: model bundle'),
         (['--model', str(tiny_bundle)], {'ood': [tmp_path / 'missing']},
          'missing: no such file or folder'),
-        (['--model', str(tiny_bundle)], {'id': [tmp_path / 'empty']}, 'no recordings in this folder'),
+        (['--model', str(tiny_bundle)], {'id': [tmp_path / 'empty']},
+         'no recordings in this folder'),
         (['--model', str(tiny_bundle)], {'id': [mislabelled]}, 'frames are labelled OOD'),
         (['--model', str(tiny_bundle), '--alpha', '2'], {}, 'alpha must be in (0, 1)'),
         (['--model', str(tiny_bundle), '--json', str(tmp_path / 'nodir' / 'r.json')], {},

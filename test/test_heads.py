@@ -1,5 +1,6 @@
-"""Score heads: one fit/score/to_spec interface for training and runtime, checked against
-independent computations (scikit-learn, brute force, closed forms).
+"""Score heads: one fit/score/to_spec interface for training and runtime.
+
+Checked against independent computations (scikit-learn, brute force, closed forms).
 """
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Package hygiene: one version, docs in sync with code, runtime free of torch and training code."""
+"""Package hygiene: one version, docs in sync with code, runtime free of torch and training."""
 import ast
 import subprocess
 import sys
@@ -40,8 +40,10 @@ def test_readme_parameter_table_is_current():
 
 
 def _imports(path):
-    """Module-level imports (imports inside functions are the optional, lazy ones: torch for
-    the torch backend, albumentations for live shift injection).
+    """Return the module-level imports.
+
+    Imports inside functions are the optional, lazy ones: torch for the torch backend,
+    albumentations for live shift injection.
     """
     tree = ast.parse(path.read_text())
     for node in tree.body:
@@ -66,7 +68,7 @@ def test_runtime_modules_import_only_declared_dependencies():
 
 
 def test_onnx_path_never_imports_torch(tiny_bundle):
-    code = textwrap.dedent(f'''
+    code = textwrap.dedent(f"""
         import sys
         import numpy as np
         from leanood_ros.nodes import ood_monitor, camera_replay, collaborative_inference
@@ -78,7 +80,7 @@ def test_onnx_path_never_imports_torch(tiny_bundle):
         bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision',
                      'sklearn', 'albumentations') or m.startswith('leanood_ros.training'))
         print('IMPORTED', bad)
-    ''')
+    """)
     out = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True,
                          env=ros_env(0))
     assert out.returncode == 0, out.stderr

@@ -69,10 +69,12 @@ def test_each_kind_and_a_parent_folder_expanded_sorted(tmp_path):
 
 @pytest.mark.parametrize('setup,message', [
     (lambda p: p / 'missing', r'--ood .*missing: no such file or folder'),
-    (lambda p: (p / 'empty').mkdir() or p / 'empty', r'--ood .*empty: no recordings in this folder'),
+    (lambda p: (p / 'empty').mkdir() or p / 'empty',
+     r'--ood .*empty: no recordings in this folder'),
     (lambda p: (p / 'x.txt').write_text('hi') and p / 'x.txt', r'--ood .*x\.txt: not a recording'),
     (lambda p: (p / 'x.avi').write_bytes(b'junk') and p / 'x.avi', r'--ood .*x\.avi: OpenCV'),
-    (lambda p: (p / 'x.mcap').write_bytes(b'junk') and p / 'x.mcap', r'--ood .*cannot read rosbag2'),
+    (lambda p: (p / 'x.mcap').write_bytes(b'junk') and p / 'x.mcap',
+     r'--ood .*cannot read rosbag2'),
 ])
 def test_bad_paths_are_one_line_errors(tmp_path, setup, message):
     with pytest.raises(RecordingError, match=message) as info:
@@ -132,7 +134,8 @@ def test_dataset_without_index_is_an_error(tmp_path, capsys):
 def test_dataset_split_and_recordings_are_checked(tmp_path):
     root = tmp_path / 'bags'
     write_dataset(root)
-    with pytest.raises(RecordingError, match=r"no split 'tset' \(splits: calib, test, train, val\)"):
+    with pytest.raises(RecordingError,
+                       match=r"no split 'tset' \(splits: calib, test, train, val\)"):
         resolve_dataset(root, 'tset')
     shutil.rmtree(root / 'val/v')
     with pytest.raises(RecordingError, match=r'lists 1 recordings that are not there \(val/v,'):
@@ -148,7 +151,8 @@ def test_labels_must_fit_the_role(tmp_path):
     unlabelled = make_folder(tmp_path / 'unlabelled')
     assert expand([normal, unlabelled], 'calib') == [normal, unlabelled]
     assert expand([shifted, unlabelled], 'ood') == [shifted, unlabelled]
-    with pytest.raises(RecordingError, match=r'--fit .*shifted: 2 frames are labelled OOD \(rain\)'):
+    with pytest.raises(RecordingError,
+                       match=r'--fit .*shifted: 2 frames are labelled OOD \(rain\)'):
         expand([shifted], 'fit')
     with pytest.raises(RecordingError, match=r'--ood .*normal: every labelled frame is in_distri'):
         expand([normal], 'ood')

@@ -91,7 +91,8 @@ def test_video_with_sidecar_labels(tmp_path):
 @pytest.mark.parametrize('setup,message', [
     (lambda p: p / 'missing', 'no such recording'),
     (lambda p: (p / 'x.txt').write_text('hi') and p / 'x.txt', 'not a rosbag2'),
-    (lambda p: (p / 'x.avi').write_bytes(b'garbage') and p / 'x.avi', 'OpenCV cannot open|no decodable'),
+    (lambda p: (p / 'x.avi').write_bytes(b'garbage') and p / 'x.avi',
+     'OpenCV cannot open|no decodable'),
     (lambda p: (p / 'x.mcap').write_bytes(b'garbage') and p / 'x.mcap', 'cannot read rosbag2'),
     (lambda p: (p / 'empty').mkdir() or p / 'empty', 'no images'),
 ])

@@ -11,8 +11,8 @@ pytestmark = pytest.mark.tools
 from leanood_ros.bundle import load_bundle  # noqa: E402
 from leanood_ros.detectors import build_detector  # noqa: E402
 from leanood_ros.training import compress  # noqa: E402
-from leanood_ros.training.architectures import (BASELINE, VaeEncoder,  # noqa: E402
-                                                count_parameters, encoder_from_state)
+from leanood_ros.training.architectures import (BASELINE, count_parameters,  # noqa: E402
+                                                encoder_from_state, VaeEncoder)
 from leanood_ros.training.export import quantize_int8, vae_bundle  # noqa: E402
 from leanood_ros.training.train_vae import train, vae_preprocessing  # noqa: E402
 
@@ -120,8 +120,11 @@ def test_int8_keeps_the_score_inputs_in_float(tmp_path):
     # and the statistics the score reads are exactly the float graph's (no shared Q/DQ pair)
     import onnxruntime as ort
     x = vae_preprocessing(32).normalize(frames(8, seed=3))
-    run = lambda p: ort.InferenceSession(str(p), providers=['CPUExecutionProvider']).run(
-        ['features', 'mu'], {'image': x})
+
+    def run(p):
+        return ort.InferenceSession(str(p), providers=['CPUExecutionProvider']).run(
+            ['features', 'mu'], {'image': x})
+
     (f32, mu32), (f8, mu8) = run(src), run(q)
     np.testing.assert_allclose(f8, f32, rtol=1e-5, atol=1e-6)   # float rounding only
     assert not np.array_equal(mu8, mu32)                            # mu went through int8

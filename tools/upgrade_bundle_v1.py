@@ -1,5 +1,7 @@
-"""Convert a format-1 bundle (statistics inside bundle.json or baked into the EARLIN edge graph)
-to format 2 (score head arrays as hashed .npy files, calibration file, known-answer self-test).
+"""Convert a format-1 bundle to format 2.
+
+Format 1 kept the statistics inside bundle.json or baked into the EARLIN edge graph; format 2 has
+score head arrays as hashed .npy files, a calibration file and a known-answer self-test.
 
     .venv/bin/python tools/upgrade_bundle_v1.py models/vae_lean --out /tmp/vae_lean_v2
 
@@ -51,8 +53,10 @@ def _cut_earlin_scorer(src: Path, dst: Path) -> WhitenedKnnHead:
 
 
 def _cholesky(precision) -> np.ndarray:
-    """Format 1 stored precisions rounded to 7 digits: a 256-d one can lose definiteness;
-    the smallest diagonal jitter that restores it changes scores by < 1e-6 relative.
+    """Return the Cholesky factor of a format-1 precision, jittered just enough to exist.
+
+    Format 1 stored precisions rounded to 7 digits: a 256-d one can lose definiteness; the
+    smallest diagonal jitter that restores it changes scores by < 1e-6 relative.
     """
     p = np.asarray(precision, np.float64)
     p = (p + p.T) / 2

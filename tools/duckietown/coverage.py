@@ -24,7 +24,7 @@ sys.path.insert(0, HERE)
 
 
 def visited_curves(raw_root: str, plan: dict, split: str) -> dict:
-    """map -> {curve index: frames on it} over the split's non-domain-randomised routes."""
+    """Map -> {curve index: frames on it} over the split's non-domain-randomised routes."""
     out: dict = defaultdict(lambda: defaultdict(int))
     for s in plan['sequences']:
         if s['split'] != split:

@@ -87,13 +87,14 @@ def _gl_info() -> dict:
             p = gl.glGetString(e)
             return ctypes.cast(p, ctypes.c_char_p).value.decode(errors='replace') if p else None
 
-        return {'vendor': gs(gl.GL_VENDOR), 'renderer': gs(gl.GL_RENDERER), 'version': gs(gl.GL_VERSION)}
+        return {'vendor': gs(gl.GL_VENDOR), 'renderer': gs(gl.GL_RENDERER),
+                'version': gs(gl.GL_VERSION)}
     except Exception as e:  # pragma: no cover - informational only
         return {'error': repr(e)}
 
 
 def heading_of(tangent_xz: np.ndarray) -> float:
-    """Simulator angle for a direction (x, z): dir_vec(angle) = (cos a, -sin a)."""
+    """Return the simulator angle for a direction (x, z): dir_vec(angle) = (cos a, -sin a)."""
     return math.atan2(-tangent_xz[1], tangent_xz[0])
 
 
@@ -155,7 +156,7 @@ class LaneGraph:
         return pts[i], heading_of(pts[i] - pts[i - 1])
 
     def curve_valid(self, k) -> bool:
-        """The whole curve is a valid pose for the robot (drivable, no collision)."""
+        """Tell whether the whole curve is a valid pose for the robot (drivable, no collision)."""
         if k not in self._valid_cache:
             ok = True
             for frac in np.linspace(0.02, 0.98, 15):
@@ -173,7 +174,8 @@ class LaneGraph:
 class Route:
     """A growing polyline (lane centre) the robot follows, built from lane curves."""
 
-    def __init__(self, graph: LaneGraph, rng: np.random.Generator, first_curve: int, start_frac: float):
+    def __init__(self, graph: LaneGraph, rng: np.random.Generator, first_curve: int,
+                 start_frac: float):
         self.g = graph
         self.rng = rng
         pts, s = graph.samples[first_curve]
@@ -239,10 +241,12 @@ class Wobble:
         self.yaw_ph = rng.uniform(0, 2 * math.pi)
 
     def offset(self, t):
-        return sum(a * math.sin(2 * math.pi * f * t + p) for a, f, p in zip(self.a, self.f, self.ph))
+        return sum(a * math.sin(2 * math.pi * f * t + p)
+                   for a, f, p in zip(self.a, self.f, self.ph))
 
     def d_offset(self, t):
-        return sum(a * 2 * math.pi * f * math.cos(2 * math.pi * f * t + p) for a, f, p in zip(self.a, self.f, self.ph))
+        return sum(a * 2 * math.pi * f * math.cos(2 * math.pi * f * t + p)
+                   for a, f, p in zip(self.a, self.f, self.ph))
 
     def yaw(self, t):
         return self.yaw_a * math.sin(2 * math.pi * self.yaw_f * t + self.yaw_ph)
@@ -258,7 +262,8 @@ class Wobble:
         }
 
 
-def pick_start(env, graph: LaneGraph, rng: np.random.Generator, min_len: float, max_tries: int = 5000):
+def pick_start(env, graph: LaneGraph, rng: np.random.Generator, min_len: float,
+               max_tries: int = 5000):
     """Seeded random valid start pose on a lane curve (same checks as Simulator.reset)."""
     n = len(graph.cps)
     weights = np.array([graph.length(k) for k in range(n)])
@@ -289,7 +294,8 @@ def main(argv=None):
     ap.add_argument('--fps', type=float, default=15.0)
     ap.add_argument('--speed', type=float, default=0.3, help='m/s along the lane')
     ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--domain-rand', action='store_true', help='randomise lighting/textures/camera (gym domain_rand)')
+    ap.add_argument('--domain-rand', action='store_true',
+                    help='randomise lighting/textures/camera (gym domain_rand)')
     ap.add_argument(
         '--dr-every',
         type=int,
@@ -298,9 +304,12 @@ def main(argv=None):
     )
     ap.add_argument('--width', type=int, default=640)
     ap.add_argument('--height', type=int, default=480)
-    ap.add_argument('--wobble', type=float, default=1.0, help='scale of the lateral/yaw wobble (0 = centred)')
-    ap.add_argument('--distortion', action='store_true', help='gym fisheye distortion (off by default)')
-    ap.add_argument('--png-compression', type=int, default=3, help='PNG zlib level 0-9 (lossless either way)')
+    ap.add_argument('--wobble', type=float, default=1.0,
+                    help='scale of the lateral/yaw wobble (0 = centred)')
+    ap.add_argument('--distortion', action='store_true',
+                    help='gym fisheye distortion (off by default)')
+    ap.add_argument('--png-compression', type=int, default=3,
+                    help='PNG zlib level 0-9 (lossless either way)')
     ap.add_argument('--out', required=True)
     ap.add_argument('--overwrite', action='store_true')
     args = ap.parse_args(argv)
@@ -357,14 +366,17 @@ def main(argv=None):
     enc = [cv2.IMWRITE_PNG_COMPRESSION, int(args.png_compression)]
     for n in range(args.frames):
         if args.domain_rand and args.dr_every > 0 and n > 0 and n % args.dr_every == 0:
-            env.reset()  # draws new lighting/texture/camera randomisation (pose is overwritten below)
+            # draws new lighting/texture/camera randomisation (pose is overwritten below)
+            env.reset()
             dr_epoch += 1
         if not route.extend_to(s + lookahead):
             # dead end: start a new segment from a fresh seeded start pose
-            route, k0, frac0 = pick_start(env, graph, rng, min_len=ds * (args.frames - n) + lookahead)
+            route, k0, frac0 = pick_start(env, graph, rng,
+                                          min_len=ds * (args.frames - n) + lookahead)
             seg_idx += 1
             s, t_seg = 0.0, 0.0
-            segments.append({'first_frame': n, 'start_curve': k0, 'start_frac': frac0, 'reason': 'dead_end'})
+            segments.append({'first_frame': n, 'start_curve': k0, 'start_frac': frac0,
+                             'reason': 'dead_end'})
         p, h = route.at(s)
         t = n / args.fps
         scale = 1.0
@@ -422,7 +434,8 @@ def main(argv=None):
         t_seg += 1.0 / args.fps
         if (n + 1) % 50 == 0 or n + 1 == args.frames:
             el = time.time() - t_start
-            print(f'[render] {args.map} seed={args.seed}: {n + 1}/{args.frames} frames, {el:.1f} s', flush=True)
+            print(f'[render] {args.map} seed={args.seed}: {n + 1}/{args.frames} frames, '
+                  f'{el:.1f} s', flush=True)
 
     rt = np.array([f['render_s'] for f in frames])
     wt = np.array([f['write_s'] for f in frames])
@@ -458,7 +471,9 @@ def main(argv=None):
         },
         'gl': gl,
         'versions': _pkg_versions(),
-        'command': ' '.join(shlex.quote(a) for a in [sys.executable, os.path.abspath(__file__)] + list(sys.argv[1:] if argv is None else argv)),
+        'command': ' '.join(shlex.quote(a) for a in
+                            [sys.executable, os.path.abspath(__file__)]
+                            + list(sys.argv[1:] if argv is None else argv)),
         'frames': frames,
     }
     with open(os.path.join(tmp, 'meta.json'), 'w') as f:
@@ -468,7 +483,8 @@ def main(argv=None):
     os.rename(tmp, out)
     print(
         f'[render] done {out}: {len(frames)} frames, render {rt.mean() * 1000:.1f} ms/frame, '
-        f'write {wt.mean() * 1000:.1f} ms/frame, segments {len(segments)}, wobble shrunk {n_shrunk}, '
+        f'write {wt.mean() * 1000:.1f} ms/frame, segments {len(segments)}, '
+        f'wobble shrunk {n_shrunk}, '
         f'invalid {n_invalid}, total {time.time() - t_start:.1f} s',
         flush=True,
     )

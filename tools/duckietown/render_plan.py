@@ -166,7 +166,8 @@ def main(argv=None) -> int:
         'sequences': [
             {
                 k: s[k]
-                for k in ('name', 'split', 'role', 'map', 'frames', 'seed', 'domain_rand', 'dr_every', 'fps', 'speed', 'width', 'height')
+                for k in ('name', 'split', 'role', 'map', 'frames', 'seed', 'domain_rand',
+                          'dr_every', 'fps', 'speed', 'width', 'height')
                 if k in s
             }
             | {'path': s['name']}
@@ -176,7 +177,8 @@ def main(argv=None) -> int:
     if not args.only:
         with open(os.path.join(root, 'index.json'), 'w') as f:
             json.dump(index, f, indent=1)
-    print(f'[render_all] all {len(specs)} sequences complete in {root} ({fmt_t(time.time() - t_all)})', flush=True)
+    print(f'[render_all] all {len(specs)} sequences complete in {root} '
+          f'({fmt_t(time.time() - t_all)})', flush=True)
     return 0
 
 

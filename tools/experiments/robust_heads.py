@@ -1,5 +1,6 @@
-"""Choose the shipped bundles' score heads and their robustness to benign camera differences, on
-validation data only (the new-camera benchmark stays a held-out test):
+"""Choose the shipped bundles' score heads and their robustness to benign camera differences.
+
+On validation data only (the new-camera benchmark stays a held-out test):
 
     .venv/bin/python tools/experiments/robust_heads.py vae_lean earlin_lite0 ...
 

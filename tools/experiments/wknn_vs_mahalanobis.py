@@ -1,9 +1,12 @@
-"""Experiment (not part of the package): would the whitened nearest-neighbour score (`wknn`, what
-earlin_lite0 ships) help a VAE bundle's `features` head too?  Mahalanobis vs wknn fitted on the same
-ID training frames; AUROC per validation/test shift and, per ID sequence, the longest run of frames
-above the calibration 99th percentile (a false-alarm proxy).  Choose on validation only.
+"""Experiment (not part of the package): whether `wknn` helps a VAE bundle's `features` head.
 
-    .venv/bin/python tools/experiments/wknn_vs_mahalanobis.py vae_lean   # needs data/duckietown/bags
+`wknn` is the whitened nearest-neighbour score that earlin_lite0 ships.  Mahalanobis vs wknn
+fitted on the same ID training frames; AUROC per validation/test shift and, per ID sequence, the
+longest run of frames above the calibration 99th percentile (a false-alarm proxy).  Choose on
+validation only.
+
+    .venv/bin/python tools/experiments/wknn_vs_mahalanobis.py vae_lean
+    # needs data/duckietown/bags
 
 Result on 2026-11-25 (vae_lean): validation mean AUROC 0.9950 (wknn) vs 0.9939, min (blur)
 0.9603 vs 0.9516; longest ID run above the calibration q99 on test_udem1_0: 0 vs 8 frames.
