@@ -27,7 +27,8 @@ sys.path.insert(0, str(REPO))
 from leanood_ros.bundle import ModelBundle, save_bundle  # noqa: E402
 from leanood_ros.calibration import SELF_TEST_RTOL  # noqa: E402
 from leanood_ros.detectors import build_detector  # noqa: E402
-from leanood_ros.heads import GaussianHead, KLPriorHead, KLToFittedHead, WhitenedKnnHead, Whitener  # noqa: E402,E501
+from leanood_ros.heads import (GaussianHead, KLPriorHead, KLToFittedHead,  # noqa: E402
+                               WhitenedKnnHead, Whitener)
 
 
 def _cut_earlin_scorer(src: Path, dst: Path) -> WhitenedKnnHead:
