@@ -31,14 +31,12 @@ ROLE_HELP = {
 BAG_SUFFIXES = ('.mcap', '.db3')
 
 
-def add_recording_args(parser, roles=ROLES, dataset: bool = True, required=()) -> None:
+def add_recording_args(parser, roles=ROLES) -> None:
     """Add --dataset and one `--<role> PATH...` list per role to an argparse parser."""
-    if dataset:
-        parser.add_argument('--dataset', type=Path, metavar='DIR',
-                            help='a built dataset (bags/ with index.json, see docs/dataset.md)')
+    parser.add_argument('--dataset', type=Path, metavar='DIR',
+                        help='a built dataset (bags/ with index.json, see docs/dataset.md)')
     for role in roles:
         parser.add_argument(f'--{role}', nargs='+', default=[], metavar='PATH',
-                            required=role in required,
                             help=f'{ROLE_HELP[role]}: bags, image folders, videos or folders '
                                  'of them')
 
