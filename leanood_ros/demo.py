@@ -77,16 +77,14 @@ def run(model: str, recording: str, device: str = 'cpu', rate: float = 0.0,
     spin = threading.Thread(target=_spin, args=(ex, stop), daemon=True)
     spin.start()
 
-    # No frame or verdict may be lost before the endpoints match on both sides.  A subscription
-    # matches the publishers its participant already knows the moment it is created; one created
-    # before the publisher is known matches only when discovery catches up, and what was
-    # published before that is lost to it.  So each subscriber is created after its publisher is
-    # known, and the camera holds playback until both of its subscribers are there:
-    #   1. the camera starts, holding (wait_for_subscribers: the monitor and this listener);
-    #   2. the monitor starts after it: while it loads the model its participant learns the
-    #      camera's publisher, so its image subscription is matched on creation;
+    # No frame or verdict may be lost before the endpoints match on both sides:
+    #   1. the camera starts and holds playback until both its subscribers (the monitor and this
+    #      listener) are matched and have acknowledged the first frame (camera_replay's
+    #      wait_for_subscribers: an acknowledgement proves the subscriber's side too);
+    #   2. the monitor starts;
     #   3. this listener waits until it hears the monitor (its latched flag, and the status
-    #      publisher matched), and only then subscribes to the images: the camera starts.
+    #      publisher matched here) and only then subscribes to the images: the camera starts,
+    #      and every verdict finds this listener matched.
     replay_params = {'recording': recording, 'wait_for_subscribers': 2, 'rate': float(rate)}
     if shift:
         replay_params.update(shift=shift, shift_after_s=float(shift_after))
