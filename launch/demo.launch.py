@@ -3,8 +3,9 @@
     ros2 launch leanood_ros demo.launch.py [detector:=earlin] [recording:=/path/bag] [shift:=fog]
     ros2 topic echo /ood/is_safe
 
-The camera holds playback until the monitor's subscription is matched; when either node exits
-(the recording ends with loop:=false, or a node fails) the launch ends, non-zero on a failure.
+The camera holds playback until the monitor has matched it and acknowledged the first frame;
+when either node exits (the recording ends with loop:=false, or a node fails) the launch ends,
+non-zero on a failure.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction

@@ -40,8 +40,9 @@ def run(model: str, recording: str, device: str = 'cpu', rate: float = 0.0,
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
-    from std_msgs.msg import Header
+    from std_msgs.msg import Bool, Header
 
     if domain is None:  # a private domain per run; tests pass their own
         domain = random.Random(os.getpid()).randint(150, 230)
@@ -65,43 +66,53 @@ def run(model: str, recording: str, device: str = 'cpu', rate: float = 0.0,
                 float(kv['score']), float(kv['p_value']), kv['is_safe'] == 'True', st.message,
                 float(kv['latency_ms']))
     label_sub = node.create_subscription(Header, 'camera_replay/label', on_label, 1000)
-    node.create_subscription(DiagnosticArray, 'ood/status', on_status, 1000)
-    # Also take the images: the replay waits for two subscribers (the monitor and this one).
-    node.create_subscription(Image, 'image', lambda _: None, 1)
+    status_sub = node.create_subscription(DiagnosticArray, 'ood/status', on_status, 1000)
+    monitor_up = threading.Event()
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    node.create_subscription(Bool, 'ood/is_safe', lambda _: monitor_up.set(), latched)
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
     stop = threading.Event()
     spin = threading.Thread(target=_spin, args=(ex, stop), daemon=True)
     spin.start()
 
-    # No frame may be lost before the endpoints match on both sides.  The camera starts first
-    # and holds playback until the monitor's and this listener's subscriptions match its
-    # publisher (the writer's side).  The monitor starts after it: its participant discovers the
-    # camera's publisher while it loads the model, so its subscription matches the moment it is
-    # created, before the camera can see it (the reader's side).  Started the other way round,
-    # the camera could publish while the monitor's reader had not matched yet; the frames
-    # retransmitted then arrive in one burst and a depth-1 reader keeps only the newest.
+    # No frame or verdict may be lost before the endpoints match on both sides:
+    #   1. the camera starts and holds playback until both its subscribers (the monitor and this
+    #      listener) are matched and have acknowledged the first frame (camera_replay's
+    #      wait_for_subscribers: an acknowledgement proves the subscriber's side too);
+    #   2. the monitor starts;
+    #   3. this listener waits until it hears the monitor (its latched flag, and the status
+    #      publisher matched here) and only then subscribes to the images: the camera starts,
+    #      and every verdict finds this listener matched.
     replay_params = {'recording': recording, 'wait_for_subscribers': 2, 'rate': float(rate)}
     if shift:
         replay_params.update(shift=shift, shift_after_s=float(shift_after))
     replay = _node('leanood_ros.nodes.camera_replay', replay_params, env, log)
-    deadline = time.monotonic() + 60
-    while _matched_publishers(node, label_sub) < 1:
-        if replay.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f'camera_replay did not start; see {log_path}')
-        time.sleep(0.05)
-    monitor = _node('leanood_ros.nodes.ood_monitor', {'model': model, 'device': device}, env, log)
+    monitor = None
     try:
+        deadline = time.monotonic() + 60
+        while _matched_publishers(node, label_sub) < 1:
+            if replay.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f'camera_replay did not start; see {log_path}')
+            time.sleep(0.05)
+        monitor = _node('leanood_ros.nodes.ood_monitor', {'model': model, 'device': device},
+                        env, log)
+        while not (monitor_up.wait(0.05) and _matched_publishers(node, status_sub) >= 1):
+            if monitor.poll() is not None or time.monotonic() > deadline + 60:
+                raise RuntimeError(f'ood_monitor did not start; see {log_path}')
+        node.create_subscription(Image, 'image', lambda _: None, 1)
         while replay.poll() is None:
             time.sleep(0.1)
             if monitor.poll() is not None:
                 raise RuntimeError(f'ood_monitor exited with {monitor.returncode}; see {log_path}')
         time.sleep(1.0)
     finally:
-        for p in (replay, monitor):
+        procs = [p for p in (replay, monitor) if p is not None]
+        for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
-        for p in (replay, monitor):
+        for p in procs:
             try:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:

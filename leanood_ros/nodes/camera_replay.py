@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -27,6 +28,7 @@ from ..image_conversion import to_rgb
 
 SAMPLE = 'sample'
 UNKNOWN = 'unknown'
+ACK_TIMEOUT_S = 10.0
 PARAMETERS = (   # name, default, description (all read-only)
     ('recording', SAMPLE, "Recording to play: bag, image folder, video, or 'sample' (the "
                           'shipped sample).'),
@@ -40,7 +42,8 @@ PARAMETERS = (   # name, default, description (all read-only)
                   'none.'),
     ('shift_after_s', 5.0, 'Seconds of playback before the injected shift starts.'),
     ('wait_for_subscribers', 0, 'Hold playback until this many subscriptions are matched on '
-                                'the image topic (0 = start at once).'),
+                                'the image topic and have acknowledged the first frame (0 = '
+                                'start at once).'),
     ('best_effort', False, 'Publish with best-effort QoS.'),
 )
 
@@ -133,6 +136,22 @@ class CameraReplay(Node):
         self.pub_label.publish(Header(stamp=header.stamp,
                                       frame_id=label if label is not None else UNKNOWN))
         self.sent += 1
+        if self.sent == 1 and self.wait_subscribers > 0:
+            self._first_frame_acknowledged()
+
+    def _first_frame_acknowledged(self) -> None:
+        """Hold playback until every matched subscriber has acknowledged the first frame.
+
+        A matched count is only the publisher's side of the match: a subscriber that has not
+        matched this publisher yet drops the frame, gets it again later, after newer ones, and a
+        depth-1 subscription then discards it.  An acknowledgement proves both sides (reliable
+        QoS; best effort has no acknowledgements and returns at once).
+        """
+        if not self.pub.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S)):
+            self.get_logger().warning(f'the first frame was not acknowledged by every subscriber '
+                                      f'within {ACK_TIMEOUT_S:g} s; playing on')
+        # the wait overran the timer: without a reset the next two frames would leave at once
+        self.timer.reset()
 
     def _message(self, header, rgb):
         if self.compressed:
