@@ -54,6 +54,11 @@ SPECS = (
       '`watchdog_timeout`, publish unsafe and exit with status 3 so that a supervisor (launch '
       '`respawn`, systemd `Restart=`) restarts the node; off: stay up and report unsafe.',
       read_only=True),
+    P('overlay_rate', 0.0, 'If > 0, publish `ood/overlay` (sensor_msgs/Image rgb8) at most this '
+      'often (Hz): the judged frame downscaled, a verdict-coloured border, score vs threshold, '
+      'reason and score history. 0: no publisher, no cost.', read_only=True, range=(0.0, 30.0)),
+    P('overlay_width', 320, 'Width (pixels) of the overlay image.', read_only=True,
+      range=(64, 1920)),
     P('forward_features', False, 'Split models (EARLIN): publish the split tensor of '
       'in-distribution frames on `ood/features`.', read_only=True),
     # -- live-tunable ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ if __name__ == '__main__':  # first of all: a signal during the slow imports bel
 import threading
 import time
 import zlib
+from collections import deque
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
@@ -28,6 +29,7 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32
 
+from .. import overlay
 from .. import parameters as params
 from ..backends import BackendError
 from ..bundle import BundleError, load_bundle
@@ -110,6 +112,11 @@ class OodMonitorNode(Node):
                                    f'split tensor to forward')
             self.pub_features = self.create_publisher(Image, 'ood/features', 10)
         self.forwarded = self.withheld = self.bytes_forwarded = 0
+        self.pub_overlay = None   # off by default: no publisher, no rendering
+        if values['overlay_rate'] > 0:
+            self.pub_overlay = self.create_publisher(Image, 'ood/overlay', 1)
+            self._overlay_due = 0.0
+            self._scores = deque(maxlen=64)
 
         # input: keep only the newest frame; a worker thread judges it
         qos = QoSProfile(depth=values['qos_depth'], history=HistoryPolicy.KEEP_LAST,
@@ -210,6 +217,8 @@ class OodMonitorNode(Node):
             return
         verdict = self.core.judge(image, received_at)
         self._publish_verdict(msg.header, verdict, received_at, received_ns)
+        if self.pub_overlay is not None:
+            self._publish_overlay(msg.header, image, verdict)
 
     def _decode(self, msg):
         if isinstance(msg, CompressedImage):
@@ -253,6 +262,19 @@ class OodMonitorNode(Node):
                 self.bytes_forwarded += len(out.data)
             else:  # OOD (or not judged): the cloud never sees it
                 self.withheld += 1
+
+    def _publish_overlay(self, header, image, v) -> None:
+        self._scores.append(v.score)
+        now = time.monotonic()
+        if now < self._overlay_due or not self.pub_overlay.get_subscription_count():
+            return
+        self._overlay_due = now + 1.0 / self.values['overlay_rate']
+        rgb = overlay.render(image, v.is_safe, v.score, v.threshold, v.reason, self._scores,
+                             self.values['overlay_width'])
+        out = Image(header=header, height=rgb.shape[0], width=rgb.shape[1], encoding='rgb8',
+                    is_bigendian=0, step=rgb.shape[1] * 3)
+        out.data = rgb.tobytes()
+        self.pub_overlay.publish(out)
 
     def _heartbeat(self) -> None:
         fault = self.core.watchdog(self._worker.is_alive(), self._busy_since)
