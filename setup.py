@@ -41,6 +41,7 @@ setup(
     entry_points={
         'console_scripts': [
             'ood_monitor = leanood_ros.nodes.ood_monitor:main',
+            'managed_ood_monitor = leanood_ros.nodes.managed_ood_monitor:main',
             'camera_replay = leanood_ros.nodes.camera_replay:main',
             'collaborative_inference = leanood_ros.nodes.collaborative_inference:main',
             'leanood = leanood_ros.cli:main',
