@@ -176,6 +176,37 @@ def test_bombs_and_oversized_frames_neither_stop_judging_nor_blow_memory(
         assert mon.stop(signal.SIGTERM) == 0, mon.output()
 
 
+def test_memory_under_the_largest_raw_frames(tiny_bundle, domain_id, tmp_path, listener):
+    """Raw frames are deserialised by the middleware and rclpy before the node sees them, so the
+    node cannot refuse their memory, only their decoding; measured here for the table."""
+    mon = start(tiny_bundle, domain_id, tmp_path)
+    try:
+        cam = Camera(listener)
+        cam.wait_matched(listener, mon)
+        cam.stream(1.0, make=lambda: cam.frame(size=(480, 640)))
+        assert listener.wait_for(lambda: listener.get('ood/status'), 5), mon.output()
+        steady = rss_mb(mon.proc.pid, 'VmRSS')
+        for h, w, bounded in ((1080, 1920, True), (2160, 3840, True), (4096, 4096, False)):
+            judged = len(listener.get('ood/status'))
+            msg = Image(height=h, width=w, encoding='rgb8', step=w * 3)
+            msg.data = bytes([100]) * (h * w * 3)
+            msg.header.stamp = cam.now()
+            t0 = time.monotonic()
+            cam.send(msg)
+            assert listener.wait_for(lambda: len(listener.get('ood/status')) > judged, 30)
+            ms = (listener.get('ood/status')[-1][0] - t0) * 1e3
+            peak = rss_mb(mon.proc.pid, 'VmHWM')
+            if bounded:
+                assert peak < 2 * steady, f'{w}x{h}: peak RSS {peak:.0f} MB vs {steady:.0f} MB'
+            record(f'raw rgb8 frame {w}x{h} ({h * w * 3 / 1e6:.0f} MB message, node)',
+                   'judged; peak RSS < 2x steady' if bounded else
+                   'judged (largest accepted size; measured, not asserted)',
+                   f'judged {ms:.0f} ms after sending; peak RSS {peak:.0f} MB, steady '
+                   f'{steady:.0f} MB ({peak / steady:.2f}x)')
+    finally:
+        assert mon.stop(signal.SIGTERM) == 0, mon.output()
+
+
 def test_no_exception_ends_the_judging_path_and_the_watchdog_reports(
         tiny_bundle, domain_id, tmp_path, listener):
     mon = start(tiny_bundle, domain_id, tmp_path, 'diagnostics_rate:=10.0',
