@@ -11,6 +11,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
+from rosgraph_msgs.msg import Clock
 from rclpy.duration import Duration
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
@@ -226,6 +227,18 @@ def test_no_exception_ends_the_judging_path_and_the_watchdog_reports(
                'unsafe with the reason, counted; later frames judged',
                f'unsafe after {raise_s * 1e3:.0f} ms ("internal error: RuntimeError: ..."); '
                'safe again on the next frames')
+        # an exception while publishing the verdict: the same
+        t0 = time.monotonic()
+        failing = cam.frame()
+        failing.header.frame_id = 'fail_publish'
+        cam.send(failing)
+        publish_s = time_to(listener, t0, False, 2.0)
+        assert publish_s is not None and reason_within(listener, 'injected fault in publishing', 2)
+        assert diagnostics(listener)[1]['internal_errors'] == '2'
+        assert become_safe(listener, cam) < 1.0
+        record('exception while publishing a verdict (injected)', 'unsafe with the reason, '
+               'counted; later frames judged', f'unsafe after {publish_s * 1e3:.0f} ms; safe '
+               'again on the next frames')
         # a stuck judging thread: the watchdog (steady clock) turns it unsafe, ERROR
         t0 = time.monotonic()
         cam.send(cam.frame(b'HANG'))
@@ -375,6 +388,39 @@ def test_sim_time_without_clock_cannot_silence_or_fool_the_monitor(
         assert not any(v for _, v in flags_since(listener, t0 + 0.2))
         assert time_to(listener, t0, False, 0.5) is not None
     finally:
+        assert mon.stop() == 0, mon.output()
+
+
+def test_stamps_are_judged_on_sim_time_when_a_clock_runs(tiny_bundle, domain_id, tmp_path,
+                                                         listener):
+    mon = start(tiny_bundle, domain_id, tmp_path, 'use_sim_time:=true')
+    clock_pub = listener.node.create_publisher(Clock, '/clock', 10)
+    sim_start, wall_start = 1000.0, time.monotonic()
+
+    def sim_now():
+        t = sim_start + time.monotonic() - wall_start
+        return Time(seconds=t).to_msg()
+
+    def tick():
+        clock_pub.publish(Clock(clock=sim_now()))
+    timer = listener.node.create_timer(0.02, tick)
+    try:
+        cam = Camera(listener)
+        cam.wait_matched(listener, mon)
+        t0 = time.monotonic()
+        cam.stream(1.0, make=lambda: cam.frame(stamp=sim_now()))   # sim-time stamps: judged
+        safe_s = time_to(listener, t0, True, 2.0)
+        assert safe_s is not None, mon.output()
+        t0 = time.monotonic()
+        cam.stream(0.3)                                           # wall-clock stamps: future
+        assert time_to(listener, t0, False, 1.0) is not None
+        assert 'stamp in the future' in mon.output() or reason_within(listener, 'future', 2)
+        record('use_sim_time:=true with /clock (sim time 1000 s): frames stamped in sim time, '
+               'then in wall-clock time', 'sim-time stamps judged; wall-clock stamps unsafe',
+               f'safe after {safe_s * 1e3:.0f} ms on sim-time stamps; wall-clock stamps '
+               '"stamp in the future"')
+    finally:
+        listener.node.destroy_timer(timer)
         assert mon.stop() == 0, mon.output()
 
 
