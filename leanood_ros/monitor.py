@@ -141,18 +141,16 @@ class MonitorCore:
                                           f'with the same {same}')
             self._repeats = 0
             age = (ros_now_ns - stamp_ns) / 1e9
-            if s.max_stamp_age > 0 and age > s.max_stamp_age:
-                fault = f'stamp too old: {age:.3g} s behind the ROS clock'
-            elif s.max_stamp_age > 0 and -age > s.max_stamp_age:
-                fault = f'stamp in the future: {-age:.3g} s ahead of the ROS clock'
+            if s.max_stamp_age > 0 and abs(age) > s.max_stamp_age:
+                fault = (f'stamp too old: {age:.3g} s behind' if age > 0 else
+                         f'stamp in the future: {-age:.3g} s ahead of') + \
+                    f' the ROS clock (max_stamp_age {s.max_stamp_age:g} s)'
             elif prev_stamp is not None and stamp_ns < prev_stamp:
-                return self._input_failed(f'stamp went backwards by '
-                                          f'{(prev_stamp - stamp_ns) / 1e9:.3g} s', stamp=True)
+                fault = f'stamp went backwards by {(prev_stamp - stamp_ns) / 1e9:.3g} s'
             else:
                 self._input_fault = ''
                 return None
-            return self._input_failed(f'{fault} (max_stamp_age {s.max_stamp_age:g} s)',
-                                      stamp=True)
+            return self._input_failed(fault, stamp=True)
 
     def _input_failed(self, fault: str, stamp: bool = False) -> str:
         if stamp:
@@ -195,7 +193,8 @@ class MonitorCore:
         except Exception as exc:  # a safety monitor reports, it does not crash
             with self._lock:
                 self.counters.detector_errors += 1
-                self._verdict = Verdict(False, f'detector error: {type(exc).__name__}: {exc}')
+                self._verdict = Verdict(False, f'detector error: {type(exc).__name__}: '
+                                               f'{shorten(exc, 200)[1:-1]}')
                 return self._verdict
         with self._lock:
             d: Decision = self.decision.update(inf.score)
