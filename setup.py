@@ -37,13 +37,13 @@ setup(
     maintainer_email='leanood@example.com',
     description='Lean OOD safety monitor for camera-driven robots (ROS 2).',
     license='Apache-2.0',
-    extras_require={'test': ['pytest']},
+    extras_require={'test': ['pytest', 'hypothesis']},
     entry_points={
         'console_scripts': [
-            'ood_monitor = leanood_ros.nodes.ood_monitor:main',
-            'managed_ood_monitor = leanood_ros.nodes.managed_ood_monitor:main',
-            'camera_replay = leanood_ros.nodes.camera_replay:main',
-            'collaborative_inference = leanood_ros.nodes.collaborative_inference:main',
+            'ood_monitor = leanood_ros.nodes.entry_points:ood_monitor',
+            'managed_ood_monitor = leanood_ros.nodes.entry_points:managed_ood_monitor',
+            'camera_replay = leanood_ros.nodes.entry_points:camera_replay',
+            'collaborative_inference = leanood_ros.nodes.entry_points:collaborative_inference',
             'leanood = leanood_ros.cli:main',
         ],
     },

@@ -456,12 +456,13 @@ def node_code_running(pid) -> bool:
         return False
 
 
-def test_signals_at_any_moment_of_start_up_exit_cleanly(tiny_bundle, domain_id, tmp_path):
+def signal_during_start_up(program, bundle, domain_id, tmp_path, signals_, delays):
+    """Start one node per delay together; signal each `delay` s after its own imports began;
+    return (signal, delay, exit status, output) for each."""
     results = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        # started together; each signalled `delay` s after its own imports began
-        waiting = {delay: start(tiny_bundle, domain_id, tmp_path, name=f'{sig.name}_{delay}')
-                   for delay in DELAYS}
+    for sig in signals_:
+        waiting = {delay: start(bundle, domain_id, tmp_path, program=program,
+                                name=f'{sig.name}_{delay}') for delay in delays}
         began, signalled = {}, {}
         deadline = time.monotonic() + 30
         while waiting and time.monotonic() < deadline:
@@ -476,11 +477,31 @@ def test_signals_at_any_moment_of_start_up_exit_cleanly(tiny_bundle, domain_id, 
         assert not waiting, 'processes that never reached their imports'
         for delay, mon in signalled.items():
             rc = mon.wait(20)
-            out = mon.output()
+            results.append((sig.name, delay, rc, mon.output()))
             mon.stop()
-            assert rc == 0 and 'Traceback' not in out, (sig.name, delay, rc, out)
-            results.append((sig.name, delay, rc))
+    return results
+
+
+def test_signals_at_any_moment_of_start_up_exit_cleanly(tiny_bundle, domain_id, tmp_path):
+    results = signal_during_start_up(MONITOR, tiny_bundle, domain_id, tmp_path,
+                                     (signal.SIGINT, signal.SIGTERM), DELAYS)
+    for name, delay, rc, out in results:
+        assert rc == 0 and 'Traceback' not in out, (name, delay, rc, out)
     record(f'SIGINT and SIGTERM {", ".join(f"{d:g}" for d in DELAYS)} s after the node\'s '
            'imports began (imports, rclpy.init, bundle loading, warm-up, running)',
            'exit 0, no traceback', f'{len(results)} of {len(results)} exit 0 without a '
            'traceback')
+
+
+def test_signals_during_the_imports_of_a_console_entry_point(tiny_bundle, domain_id, tmp_path):
+    """`ros2 run leanood_ros ood_monitor` imports the node module from inside its entry point."""
+    program = ['-c', 'import sys; from leanood_ros.nodes.entry_points import ood_monitor; '
+               'sys.exit(ood_monitor())']
+    delays = (0.0, 0.1, 0.2, 0.3)
+    results = signal_during_start_up(program, tiny_bundle, domain_id, tmp_path,
+                                     (signal.SIGTERM,), delays)
+    for name, delay, rc, out in results:
+        assert rc == 0 and 'Traceback' not in out, (name, delay, rc, out)
+    record('SIGTERM 0-0.3 s into the imports, started through the console entry point '
+           '(`ros2 run`)', 'exit 0, no traceback',
+           f'{len(results)} of {len(results)} exit 0 without a traceback')
