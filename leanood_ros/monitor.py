@@ -64,6 +64,7 @@ class Verdict:
     inference_ms: float = math.nan
     deadline_missed: bool = False
     outputs: dict = field(default_factory=dict, repr=False)
+    judged: bool = False               # came from the decision (not from a fault or an error)
 
 
 @dataclass
@@ -201,7 +202,8 @@ class MonitorCore:
             now = self.clock()
             latency = (now - received_at) * 1e3
             v = Verdict(d.is_safe, d.reason, d.score, d.p_value, d.threshold, d.frame_ood,
-                        d.fused, latency, inf.preprocess_ms, inf.inference_ms, False, inf.outputs)
+                        d.fused, latency, inf.preprocess_ms, inf.inference_ms, False, inf.outputs,
+                        judged=True)
             s = self.settings
             if s.deadline_ms > 0 and latency > s.deadline_ms:
                 v.deadline_missed = True
@@ -219,32 +221,37 @@ class MonitorCore:
     # -- state --------------------------------------------------------------------------------
     def state(self, now: float | None = None) -> tuple:
         """(is_safe, reason) right now, applying the stale-input rule."""
-        now = self.clock() if now is None else now
+        return self._state(self.clock() if now is None else now)[:2]
+
+    def _state(self, now: float) -> tuple:
+        """(is_safe, reason, severity): 'ok'; 'warn' when the detector judged the camera out of
+        distribution (or recovering); 'error' when the monitor cannot judge."""
         with self._lock:
             if self._fault:
-                return False, self._fault
+                return False, self._fault, 'error'
             if self._last_valid is None:
                 if self._verdict is not None:   # an input fault or error before any valid frame
-                    return False, self._verdict.reason
+                    return False, self._verdict.reason, 'error'
                 extra = f' ({self.counters.rejected} malformed frames rejected: ' \
                         f'{self.last_rejection})' if self.counters.rejected else ''
-                return False, WAITING + extra
+                return False, WAITING + extra, 'error'
             age = now - self._last_valid
             if age > self.settings.input_timeout:
                 fault = f'; {self._input_fault}' if self._input_fault else ''
-                return False, (f'stale input: no valid frame for {age:.2f} s '
-                               f'(input_timeout {self.settings.input_timeout:g} s){fault}')
+                return False, (f'stale input: no valid frame for {age:.2f} s (input_timeout '
+                               f'{self.settings.input_timeout:g} s){fault}'), 'error'
             if self._verdict is None:
-                return False, WAITING
-            return self._verdict.is_safe, self._verdict.reason
+                return False, WAITING, 'error'
+            v = self._verdict
+            return v.is_safe, v.reason, ('ok' if v.is_safe else 'warn' if v.judged else 'error')
 
     def diagnostics(self, now: float | None = None) -> dict:
         now = self.clock() if now is None else now
-        is_safe, reason = self.state(now)
+        is_safe, reason, severity = self._state(now)
         with self._lock:
             c = self.counters
             return {
-                'is_safe': is_safe, 'reason': reason,
+                'is_safe': is_safe, 'reason': reason, 'severity': severity,
                 'input_rate_hz': self.input_rate.rate(now),
                 'judged_rate_hz': self.judged_rate.rate(now),
                 'frames_received': c.received, 'frames_judged': c.judged,
@@ -252,7 +259,6 @@ class MonitorCore:
                 'detector_errors': c.detector_errors, 'internal_errors': c.internal_errors,
                 'bad_stamps': c.bad_stamps, 'frames_repeated': c.repeated,
                 'deadline_misses': c.deadline_misses, 'watchdog_trips': c.watchdog_trips,
-                'fault': bool(self._fault),
                 'latency_p50_ms': self.latency.percentile(50),
                 'latency_p99_ms': self.latency.percentile(99),
                 'inference_p50_ms': self.inference.percentile(50),

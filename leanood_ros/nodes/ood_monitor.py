@@ -42,6 +42,8 @@ from .ros_common import NodeExit, forwarded_tensor_message, run_node
 _PTYPE = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
           float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
 _LEVEL = {True: DiagnosticStatus.OK, False: DiagnosticStatus.WARN}
+_SEVERITY = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN,
+             'error': DiagnosticStatus.ERROR}
 WATCHDOG_EXIT_STATUS = 3
 
 
@@ -72,7 +74,8 @@ class MonitorShell:
     def _init_shell(self) -> None:
         self.core = self.decision = self.detector = self.bundle = None
         self.values = {}
-        self.pub_safe = None
+        self.pub_safe = self.pub_score = self.pub_status = self.pub_diag = None
+        self.pub_features = self.pub_overlay = None
         self._sub, self._timers, self._worker = None, [], None
         # validate in the on-set callback; apply after the set where rclpy can (Iron+),
         # else right after validating (Humble)
@@ -178,12 +181,12 @@ class MonitorShell:
             self.pub_safe.wait_for_all_acked(Duration(seconds=0.5))
 
     def _cleanup(self) -> None:
-        for pub in (self.pub_safe, getattr(self, 'pub_score', None),
-                    getattr(self, 'pub_status', None), getattr(self, 'pub_diag', None),
-                    getattr(self, 'pub_features', None), getattr(self, 'pub_overlay', None)):
+        for pub in (self.pub_safe, self.pub_score, self.pub_status, self.pub_diag,
+                    self.pub_features, self.pub_overlay):
             if pub is not None:
                 self.destroy_publisher(pub)
-        self.pub_safe = self.pub_features = self.pub_overlay = None
+        self.pub_safe = self.pub_score = self.pub_status = self.pub_diag = None
+        self.pub_features = self.pub_overlay = None
         self.core = self.decision = self.detector = self.bundle = None
 
     # -- parameters ---------------------------------------------------------------------------
@@ -336,10 +339,7 @@ class MonitorShell:
 
     def _publish_diagnostics(self) -> None:
         d = self.core.diagnostics()
-        level = (DiagnosticStatus.OK if d['is_safe'] else
-                 DiagnosticStatus.ERROR if d['fault'] else
-                 DiagnosticStatus.WARN if d['reason'].startswith(('out of', 'recovering'))
-                 else DiagnosticStatus.ERROR)
+        level = _SEVERITY[d['severity']]
         kv = {'model': self.bundle.name, 'model_path': str(self.bundle.path),
               'detector_family': self.bundle.family, 'provider': self.core.detector.provider,
               'gpu_fallback': self.core.detector.fell_back, **d}
@@ -353,7 +353,6 @@ class MonitorShell:
         msg = DiagnosticArray(status=[st])
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(msg)
-
 
 
 class OodMonitorNode(MonitorShell, Node):
