@@ -64,6 +64,7 @@ class Verdict:
     inference_ms: float = math.nan
     deadline_missed: bool = False
     outputs: dict = field(default_factory=dict, repr=False)
+    judged: bool = False               # came from the decision (not from a fault or an error)
 
 
 @dataclass
@@ -141,18 +142,16 @@ class MonitorCore:
                                           f'with the same {same}')
             self._repeats = 0
             age = (ros_now_ns - stamp_ns) / 1e9
-            if s.max_stamp_age > 0 and age > s.max_stamp_age:
-                fault = f'stamp too old: {age:.3g} s behind the ROS clock'
-            elif s.max_stamp_age > 0 and -age > s.max_stamp_age:
-                fault = f'stamp in the future: {-age:.3g} s ahead of the ROS clock'
+            if s.max_stamp_age > 0 and abs(age) > s.max_stamp_age:
+                fault = (f'stamp too old: {age:.3g} s behind' if age > 0 else
+                         f'stamp in the future: {-age:.3g} s ahead of') + \
+                    f' the ROS clock (max_stamp_age {s.max_stamp_age:g} s)'
             elif prev_stamp is not None and stamp_ns < prev_stamp:
-                return self._input_failed(f'stamp went backwards by '
-                                          f'{(prev_stamp - stamp_ns) / 1e9:.3g} s', stamp=True)
+                fault = f'stamp went backwards by {(prev_stamp - stamp_ns) / 1e9:.3g} s'
             else:
                 self._input_fault = ''
                 return None
-            return self._input_failed(f'{fault} (max_stamp_age {s.max_stamp_age:g} s)',
-                                      stamp=True)
+            return self._input_failed(fault, stamp=True)
 
     def _input_failed(self, fault: str, stamp: bool = False) -> str:
         if stamp:
@@ -195,14 +194,16 @@ class MonitorCore:
         except Exception as exc:  # a safety monitor reports, it does not crash
             with self._lock:
                 self.counters.detector_errors += 1
-                self._verdict = Verdict(False, f'detector error: {type(exc).__name__}: {exc}')
+                self._verdict = Verdict(False, f'detector error: {type(exc).__name__}: '
+                                               f'{shorten(exc, 200)[1:-1]}')
                 return self._verdict
         with self._lock:
             d: Decision = self.decision.update(inf.score)
             now = self.clock()
             latency = (now - received_at) * 1e3
             v = Verdict(d.is_safe, d.reason, d.score, d.p_value, d.threshold, d.frame_ood,
-                        d.fused, latency, inf.preprocess_ms, inf.inference_ms, False, inf.outputs)
+                        d.fused, latency, inf.preprocess_ms, inf.inference_ms, False, inf.outputs,
+                        judged=True)
             s = self.settings
             if s.deadline_ms > 0 and latency > s.deadline_ms:
                 v.deadline_missed = True
@@ -220,32 +221,37 @@ class MonitorCore:
     # -- state --------------------------------------------------------------------------------
     def state(self, now: float | None = None) -> tuple:
         """(is_safe, reason) right now, applying the stale-input rule."""
-        now = self.clock() if now is None else now
+        return self._state(self.clock() if now is None else now)[:2]
+
+    def _state(self, now: float) -> tuple:
+        """(is_safe, reason, severity): 'ok'; 'warn' when the detector judged the camera out of
+        distribution (or recovering); 'error' when the monitor cannot judge."""
         with self._lock:
             if self._fault:
-                return False, self._fault
+                return False, self._fault, 'error'
             if self._last_valid is None:
                 if self._verdict is not None:   # an input fault or error before any valid frame
-                    return False, self._verdict.reason
+                    return False, self._verdict.reason, 'error'
                 extra = f' ({self.counters.rejected} malformed frames rejected: ' \
                         f'{self.last_rejection})' if self.counters.rejected else ''
-                return False, WAITING + extra
+                return False, WAITING + extra, 'error'
             age = now - self._last_valid
             if age > self.settings.input_timeout:
                 fault = f'; {self._input_fault}' if self._input_fault else ''
-                return False, (f'stale input: no valid frame for {age:.2f} s '
-                               f'(input_timeout {self.settings.input_timeout:g} s){fault}')
+                return False, (f'stale input: no valid frame for {age:.2f} s (input_timeout '
+                               f'{self.settings.input_timeout:g} s){fault}'), 'error'
             if self._verdict is None:
-                return False, WAITING
-            return self._verdict.is_safe, self._verdict.reason
+                return False, WAITING, 'error'
+            v = self._verdict
+            return v.is_safe, v.reason, ('ok' if v.is_safe else 'warn' if v.judged else 'error')
 
     def diagnostics(self, now: float | None = None) -> dict:
         now = self.clock() if now is None else now
-        is_safe, reason = self.state(now)
+        is_safe, reason, severity = self._state(now)
         with self._lock:
             c = self.counters
             return {
-                'is_safe': is_safe, 'reason': reason,
+                'is_safe': is_safe, 'reason': reason, 'severity': severity,
                 'input_rate_hz': self.input_rate.rate(now),
                 'judged_rate_hz': self.judged_rate.rate(now),
                 'frames_received': c.received, 'frames_judged': c.judged,
@@ -253,7 +259,6 @@ class MonitorCore:
                 'detector_errors': c.detector_errors, 'internal_errors': c.internal_errors,
                 'bad_stamps': c.bad_stamps, 'frames_repeated': c.repeated,
                 'deadline_misses': c.deadline_misses, 'watchdog_trips': c.watchdog_trips,
-                'fault': bool(self._fault),
                 'latency_p50_ms': self.latency.percentile(50),
                 'latency_p99_ms': self.latency.percentile(99),
                 'inference_p50_ms': self.inference.percentile(50),

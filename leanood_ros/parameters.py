@@ -54,6 +54,11 @@ SPECS = (
       '`watchdog_timeout`, publish unsafe and exit with status 3 so that a supervisor (launch '
       '`respawn`, systemd `Restart=`) restarts the node; off: stay up and report unsafe.',
       read_only=True),
+    P('overlay_rate', 0.0, 'If > 0, publish `ood/overlay` (sensor_msgs/Image rgb8) at most this '
+      'often (Hz): the judged frame downscaled, a verdict-coloured border, score vs threshold, '
+      'reason and score history. 0: no publisher, no cost.', read_only=True, range=(0.0, 30.0)),
+    P('overlay_width', 320, 'Width (pixels) of the overlay image.', read_only=True,
+      range=(64, 1920)),
     P('forward_features', False, 'Split models (EARLIN): publish the split tensor of '
       'in-distribution frames on `ood/features`.', read_only=True),
     # -- live-tunable ---------------------------------------------------------------------------
@@ -78,11 +83,12 @@ SPECS = (
     P('deadline_miss_unsafe', False, 'A frame that misses its deadline makes the verdict '
       'unsafe.'),
     P('max_stamp_age', 1.0, 'Seconds a frame\'s header stamp may be behind (or ahead of) the '
-      'ROS clock (sim time when `use_sim_time`) before the verdict turns unsafe; 0 disables.',
-      range=(0.0, 1.0e6)),
+      'ROS clock (sim time when `use_sim_time`) before the verdict turns unsafe; 0 disables. '
+      'Replaying a bag with its recorded stamps needs `ros2 bag play --clock` and '
+      '`use_sim_time`.', range=(0.0, 1.0e6)),
     P('frozen_frames', 5, 'This many frames in a row with identical data or stamp make the '
-      'verdict unsafe ("frozen camera"); repeats never count as fresh input; 0 disables.',
-      range=(0, 100000)),
+      'verdict unsafe ("frozen camera"); repeats never count as fresh input; 0 disables (a '
+      'noise-free simulator rendering a static scene repeats frames).', range=(0, 100000)),
     P('watchdog_timeout', 2.0, 'Seconds the judging thread may spend on one frame before the '
       'watchdog turns the verdict unsafe (diagnostics ERROR).', range=(0.1, 3600.0)),
 )

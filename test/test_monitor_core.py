@@ -172,7 +172,7 @@ def test_watchdog_dead_or_stuck_worker():
     assert core.watchdog(True, clock.t - 0.5) is None and core.state()[0]
     stuck = core.watchdog(True, clock.t - 1.5)
     assert stuck.startswith('watchdog: judging one frame for 1.5 s')
-    assert core.state() == (False, stuck) and core.diagnostics()['fault']
+    assert core.state() == (False, stuck) and core.diagnostics()['severity'] == 'error'
     assert core.watchdog(True, None) is None and core.state()[0]   # it finished the frame
     assert core.watchdog(False, None) == 'watchdog: the judging thread died'
     assert core.state() == (False, 'watchdog: the judging thread died')
@@ -184,3 +184,15 @@ def test_watchdog_dead_or_stuck_worker():
 def test_invalid_fail_safe_settings_rejected(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         make([], Clock(), **bad)
+
+
+def test_severity_tells_out_of_distribution_from_cannot_judge():
+    clock = Clock()
+    core = make([0.5, 5.0, RuntimeError('boom')], clock)
+    assert core.diagnostics()['severity'] == 'error'           # waiting for the first frame
+    core.judge(FRAME, clock())
+    assert core.diagnostics()['severity'] == 'ok'
+    core.judge(FRAME, clock())                                 # far above the calibration
+    assert core.diagnostics()['severity'] == 'warn'
+    core.judge(FRAME, clock())
+    assert core.diagnostics()['severity'] == 'error'           # the detector failed

@@ -11,6 +11,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
+from rosgraph_msgs.msg import Clock
 from rclpy.duration import Duration
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
@@ -176,6 +177,37 @@ def test_bombs_and_oversized_frames_neither_stop_judging_nor_blow_memory(
         assert mon.stop(signal.SIGTERM) == 0, mon.output()
 
 
+def test_memory_under_the_largest_raw_frames(tiny_bundle, domain_id, tmp_path, listener):
+    """Raw frames are deserialised by the middleware and rclpy before the node sees them, so the
+    node cannot refuse their memory, only their decoding; measured here for the table."""
+    mon = start(tiny_bundle, domain_id, tmp_path)
+    try:
+        cam = Camera(listener)
+        cam.wait_matched(listener, mon)
+        cam.stream(1.0, make=lambda: cam.frame(size=(480, 640)))
+        assert listener.wait_for(lambda: listener.get('ood/status'), 5), mon.output()
+        steady = rss_mb(mon.proc.pid, 'VmRSS')
+        for h, w, bounded in ((1080, 1920, True), (2160, 3840, True), (4096, 4096, False)):
+            judged = len(listener.get('ood/status'))
+            msg = Image(height=h, width=w, encoding='rgb8', step=w * 3)
+            msg.data = bytes([100]) * (h * w * 3)
+            msg.header.stamp = cam.now()
+            t0 = time.monotonic()
+            cam.send(msg)
+            assert listener.wait_for(lambda: len(listener.get('ood/status')) > judged, 30)
+            ms = (listener.get('ood/status')[-1][0] - t0) * 1e3
+            peak = rss_mb(mon.proc.pid, 'VmHWM')
+            if bounded:
+                assert peak < 2 * steady, f'{w}x{h}: peak RSS {peak:.0f} MB vs {steady:.0f} MB'
+            record(f'raw rgb8 frame {w}x{h} ({h * w * 3 / 1e6:.0f} MB message, node)',
+                   'judged; peak RSS < 2x steady' if bounded else
+                   'judged (largest accepted size; measured, not asserted)',
+                   f'judged {ms:.0f} ms after sending; peak RSS {peak:.0f} MB, steady '
+                   f'{steady:.0f} MB ({peak / steady:.2f}x)')
+    finally:
+        assert mon.stop(signal.SIGTERM) == 0, mon.output()
+
+
 def test_no_exception_ends_the_judging_path_and_the_watchdog_reports(
         tiny_bundle, domain_id, tmp_path, listener):
     mon = start(tiny_bundle, domain_id, tmp_path, 'diagnostics_rate:=10.0',
@@ -195,6 +227,18 @@ def test_no_exception_ends_the_judging_path_and_the_watchdog_reports(
                'unsafe with the reason, counted; later frames judged',
                f'unsafe after {raise_s * 1e3:.0f} ms ("internal error: RuntimeError: ..."); '
                'safe again on the next frames')
+        # an exception while publishing the verdict: the same
+        t0 = time.monotonic()
+        failing = cam.frame()
+        failing.header.frame_id = 'fail_publish'
+        cam.send(failing)
+        publish_s = time_to(listener, t0, False, 2.0)
+        assert publish_s is not None and reason_within(listener, 'injected fault in publishing', 2)
+        assert diagnostics(listener)[1]['internal_errors'] == '2'
+        assert become_safe(listener, cam) < 1.0
+        record('exception while publishing a verdict (injected)', 'unsafe with the reason, '
+               'counted; later frames judged', f'unsafe after {publish_s * 1e3:.0f} ms; safe '
+               'again on the next frames')
         # a stuck judging thread: the watchdog (steady clock) turns it unsafe, ERROR
         t0 = time.monotonic()
         cam.send(cam.frame(b'HANG'))
@@ -347,6 +391,39 @@ def test_sim_time_without_clock_cannot_silence_or_fool_the_monitor(
         assert mon.stop() == 0, mon.output()
 
 
+def test_stamps_are_judged_on_sim_time_when_a_clock_runs(tiny_bundle, domain_id, tmp_path,
+                                                         listener):
+    mon = start(tiny_bundle, domain_id, tmp_path, 'use_sim_time:=true')
+    clock_pub = listener.node.create_publisher(Clock, '/clock', 10)
+    sim_start, wall_start = 1000.0, time.monotonic()
+
+    def sim_now():
+        t = sim_start + time.monotonic() - wall_start
+        return Time(seconds=t).to_msg()
+
+    def tick():
+        clock_pub.publish(Clock(clock=sim_now()))
+    timer = listener.node.create_timer(0.02, tick)
+    try:
+        cam = Camera(listener)
+        cam.wait_matched(listener, mon)
+        t0 = time.monotonic()
+        cam.stream(1.0, make=lambda: cam.frame(stamp=sim_now()))   # sim-time stamps: judged
+        safe_s = time_to(listener, t0, True, 2.0)
+        assert safe_s is not None, mon.output()
+        t0 = time.monotonic()
+        cam.stream(0.3)                                           # wall-clock stamps: future
+        assert time_to(listener, t0, False, 1.0) is not None
+        assert 'stamp in the future' in mon.output() or reason_within(listener, 'future', 2)
+        record('use_sim_time:=true with /clock (sim time 1000 s): frames stamped in sim time, '
+               'then in wall-clock time', 'sim-time stamps judged; wall-clock stamps unsafe',
+               f'safe after {safe_s * 1e3:.0f} ms on sim-time stamps; wall-clock stamps '
+               '"stamp in the future"')
+    finally:
+        listener.node.destroy_timer(timer)
+        assert mon.stop() == 0, mon.output()
+
+
 def test_use_sim_time_set_live_keeps_the_heartbeat(tiny_bundle, domain_id, tmp_path, listener):
     mon = start(tiny_bundle, domain_id, tmp_path, 'input_timeout:=0.5')
     try:
@@ -379,12 +456,13 @@ def node_code_running(pid) -> bool:
         return False
 
 
-def test_signals_at_any_moment_of_start_up_exit_cleanly(tiny_bundle, domain_id, tmp_path):
+def signal_during_start_up(program, bundle, domain_id, tmp_path, signals_, delays):
+    """Start one node per delay together; signal each `delay` s after its own imports began;
+    return (signal, delay, exit status, output) for each."""
     results = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        # started together; each signalled `delay` s after its own imports began
-        waiting = {delay: start(tiny_bundle, domain_id, tmp_path, name=f'{sig.name}_{delay}')
-                   for delay in DELAYS}
+    for sig in signals_:
+        waiting = {delay: start(bundle, domain_id, tmp_path, program=program,
+                                name=f'{sig.name}_{delay}') for delay in delays}
         began, signalled = {}, {}
         deadline = time.monotonic() + 30
         while waiting and time.monotonic() < deadline:
@@ -399,11 +477,31 @@ def test_signals_at_any_moment_of_start_up_exit_cleanly(tiny_bundle, domain_id, 
         assert not waiting, 'processes that never reached their imports'
         for delay, mon in signalled.items():
             rc = mon.wait(20)
-            out = mon.output()
+            results.append((sig.name, delay, rc, mon.output()))
             mon.stop()
-            assert rc == 0 and 'Traceback' not in out, (sig.name, delay, rc, out)
-            results.append((sig.name, delay, rc))
+    return results
+
+
+def test_signals_at_any_moment_of_start_up_exit_cleanly(tiny_bundle, domain_id, tmp_path):
+    results = signal_during_start_up(MONITOR, tiny_bundle, domain_id, tmp_path,
+                                     (signal.SIGINT, signal.SIGTERM), DELAYS)
+    for name, delay, rc, out in results:
+        assert rc == 0 and 'Traceback' not in out, (name, delay, rc, out)
     record(f'SIGINT and SIGTERM {", ".join(f"{d:g}" for d in DELAYS)} s after the node\'s '
            'imports began (imports, rclpy.init, bundle loading, warm-up, running)',
            'exit 0, no traceback', f'{len(results)} of {len(results)} exit 0 without a '
            'traceback')
+
+
+def test_signals_during_the_imports_of_a_console_entry_point(tiny_bundle, domain_id, tmp_path):
+    """`ros2 run leanood_ros ood_monitor` imports the node module from inside its entry point."""
+    program = ['-c', 'import sys; from leanood_ros.nodes.entry_points import ood_monitor; '
+               'sys.exit(ood_monitor())']
+    delays = (0.0, 0.1, 0.2, 0.3)
+    results = signal_during_start_up(program, tiny_bundle, domain_id, tmp_path,
+                                     (signal.SIGTERM,), delays)
+    for name, delay, rc, out in results:
+        assert rc == 0 and 'Traceback' not in out, (name, delay, rc, out)
+    record('SIGTERM 0-0.3 s into the imports, started through the console entry point '
+           '(`ros2 run`)', 'exit 0, no traceback',
+           f'{len(results)} of {len(results)} exit 0 without a traceback')

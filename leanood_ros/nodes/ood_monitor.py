@@ -17,6 +17,7 @@ if __name__ == '__main__':  # first of all: a signal during the slow imports bel
 import threading
 import time
 import zlib
+from collections import deque
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
@@ -28,6 +29,7 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32
 
+from .. import overlay
 from .. import parameters as params
 from ..backends import BackendError
 from ..bundle import BundleError, load_bundle
@@ -40,6 +42,8 @@ from .ros_common import NodeExit, forwarded_tensor_message, run_node
 _PTYPE = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
           float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
 _LEVEL = {True: DiagnosticStatus.OK, False: DiagnosticStatus.WARN}
+_SEVERITY = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN,
+             'error': DiagnosticStatus.ERROR}
 WATCHDOG_EXIT_STATUS = 3
 
 
@@ -61,11 +65,26 @@ def _descriptor(spec: params.ParamSpec) -> ParameterDescriptor:
     return d
 
 
-class OodMonitorNode(Node):
-    def __init__(self, **kwargs):
-        super().__init__('ood_monitor', **kwargs)
-        self.core = None
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+class MonitorShell:
+    """The monitor's ROS side over a plain Node (`OodMonitorNode`) or a LifecycleNode
+    (`managed_ood_monitor`), in the life-cycle steps: configure (load, validate and warm up the
+    bundle, create the publishers), activate (subscribe, judge, heartbeat), deactivate (stop
+    judging, publish unsafe), cleanup (release everything)."""
+
+    def _init_shell(self) -> None:
+        self.core = self.decision = self.detector = self.bundle = None
+        self.values = {}
+        self.pub_safe = self.pub_score = self.pub_status = self.pub_diag = None
+        self.pub_features = self.pub_overlay = None
+        self._sub, self._timers, self._worker = None, [], None
+        # validate in the on-set callback; apply after the set where rclpy can (Iron+),
+        # else right after validating (Humble)
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self._apply_on_validate = not hasattr(self, 'add_post_set_parameters_callback')
+        if not self._apply_on_validate:
+            self.add_post_set_parameters_callback(self._apply_parameters)
+
+    def _configure(self) -> None:
         values = {}
         for name in ('model', 'detector', 'backend', 'device', 'require_gpu', 'threads'):
             values[name] = self._declare(params.BY_NAME[name])
@@ -73,18 +92,20 @@ class OodMonitorNode(Node):
         if values['detector'] and bundle.family != values['detector']:
             raise StartupError(f"bundle {bundle.path} is a '{bundle.family}' detector but "
                                f"detector:='{values['detector']}' was requested")
-        self.bundle = bundle
         defaults = params.defaults(bundle.manifest.get('decision'))
         for spec in params.SPECS:
             if spec.name not in values:
                 values[spec.name] = self._declare(spec, defaults[spec.name])
+        if values['forward_features'] and not bundle.forward:
+            raise StartupError(f'forward_features is set but bundle {bundle.name} has no '
+                               f'split tensor to forward')
         detector = build_detector(bundle, values['backend'], values['device'], values['threads'],
                                   values['require_gpu'])
         if detector.fell_back:
             self.get_logger().warning(f'device=gpu requested but running on {detector.provider}')
         getattr(detector, 'self_test', lambda: None)()   # known answers: BundleError -> exit 2
         try:   # a bundle that loads but cannot run refuses to start rather than judge blind
-            warm_ms = detector.warm_up()
+            self._warm_ms = detector.warm_up()
         except Exception as exc:
             raise StartupError(f'bundle {bundle.path} failed its warm-up inference: '
                                f'{type(exc).__name__}: {exc}') from exc
@@ -93,34 +114,32 @@ class OodMonitorNode(Node):
         if problems:
             raise StartupError('invalid parameters: ' + '; '.join(problems))
         decision.reconfigure(params.decision_config(values))
-        self.core = MonitorCore(detector, decision, params.monitor_settings(values))
-        self.values = values
+        self.bundle, self.detector, self.decision, self.values = bundle, detector, decision, values
 
-        # outputs
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.pub_safe = self.create_publisher(Bool, 'ood/is_safe', latched)
         self.pub_score = self.create_publisher(Float32, 'ood/score', 10)
         self.pub_status = self.create_publisher(DiagnosticArray, 'ood/status', 10)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.pub_features = None
-        if values['forward_features']:
-            if not bundle.forward:
-                raise StartupError(f'forward_features is set but bundle {bundle.name} has no '
-                                   f'split tensor to forward')
-            self.pub_features = self.create_publisher(Image, 'ood/features', 10)
-        self.forwarded = self.withheld = self.bytes_forwarded = 0
+        self.pub_features = (self.create_publisher(Image, 'ood/features', 10)
+                             if values['forward_features'] else None)
+        self.pub_overlay = None   # off by default: no publisher, no rendering
+        if values['overlay_rate'] > 0:
+            self.pub_overlay = self.create_publisher(Image, 'ood/overlay', 1)
+            self._scores = deque(maxlen=64)
 
+    def _activate(self) -> None:
+        values = self.values
+        self.decision.reset()   # every activation starts from "waiting for the first frame"
+        self.core = MonitorCore(self.detector, self.decision, params.monitor_settings(values))
+        self.forwarded = self.withheld = self.bytes_forwarded = 0
+        self._overlay_due = 0.0
         # input: keep only the newest frame; a worker thread judges it
         qos = QoSProfile(depth=values['qos_depth'], history=HistoryPolicy.KEEP_LAST,
                          reliability=(ReliabilityPolicy.RELIABLE
                                       if values['qos_reliability'] == 'reliable'
                                       else ReliabilityPolicy.BEST_EFFORT))
-        if values['compressed']:
-            self.sub = self.create_subscription(CompressedImage, 'image/compressed',
-                                                self._on_image, qos)
-        else:
-            self.sub = self.create_subscription(Image, 'image', self._on_image, qos)
         self._slot = None
         self._slot_lock = threading.Lock()
         self._wake = threading.Event()
@@ -128,40 +147,81 @@ class OodMonitorNode(Node):
         self._busy_since = None   # steady time at which the worker took its current frame
         self._worker = threading.Thread(target=self._work, name='ood_judge', daemon=True)
         self._worker.start()
-        self._last_published = None
+        if values['compressed']:
+            self._sub = self.create_subscription(CompressedImage, 'image/compressed',
+                                                 self._on_image, qos)
+        else:
+            self._sub = self.create_subscription(Image, 'image', self._on_image, qos)
         steady = Clock(clock_type=ClockType.STEADY_TIME)   # whatever use_sim_time says
-        self.create_timer(1.0 / values['heartbeat_rate'], self._heartbeat, clock=steady)
-        self.create_timer(1.0 / values['diagnostics_rate'], self._publish_diagnostics,
-                          clock=steady)
+        self._timers = [
+            self.create_timer(1.0 / values['heartbeat_rate'], self._heartbeat, clock=steady),
+            self.create_timer(1.0 / values['diagnostics_rate'], self._publish_diagnostics,
+                              clock=steady)]
         self._publish_safe(False)  # unsafe until the first frame has been judged
         self.get_logger().info(
-            f"judging {self.sub.topic_name} with '{bundle.name}' ({bundle.family}) on "
-            f'{detector.provider}; fusion={values["fusion"]}, alpha={values["alpha"]}; '
-            f'warm-up inference {warm_ms:.1f} ms')
+            f"judging {self._sub.topic_name} with '{self.bundle.name}' ({self.bundle.family}) "
+            f'on {self.detector.provider}; fusion={values["fusion"]}, alpha={values["alpha"]}; '
+            f'warm-up inference {self._warm_ms:.1f} ms')
+
+    def _deactivate(self) -> None:
+        """Stop judging and tell the controller, before anything else goes: unsafe."""
+        if self._worker is not None:
+            self._stop.set()
+            self._wake.set()
+            self._worker.join(timeout=2.0)
+            self._worker = None
+        if self._sub is not None:
+            self.destroy_subscription(self._sub)
+            self._sub = None
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        self._timers = []
+        if self.pub_safe is not None:
+            self._publish_safe(False)
+            self.pub_safe.wait_for_all_acked(Duration(seconds=0.5))
+
+    def _cleanup(self) -> None:
+        for pub in (self.pub_safe, self.pub_score, self.pub_status, self.pub_diag,
+                    self.pub_features, self.pub_overlay):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self.pub_safe = self.pub_score = self.pub_status = self.pub_diag = None
+        self.pub_features = self.pub_overlay = None
+        self.core = self.decision = self.detector = self.bundle = None
 
     # -- parameters ---------------------------------------------------------------------------
     def _declare(self, spec, default=None):
+        if self.has_parameter(spec.name):   # declared at an earlier configure
+            return self.get_parameter(spec.name).value
         value = spec.default if default is None else default
         return self.declare_parameter(spec.name, value, _descriptor(spec)).value
 
-    def _on_set_parameters(self, changes) -> SetParametersResult:
+    def _validate_parameters(self, changes) -> SetParametersResult:
         for p in changes:
             msg = params.check_value(p.name, p.value)
             if msg:
                 return SetParametersResult(successful=False, reason=msg)
-        if self.core is None:  # still starting up: single values checked, the rest follows
+        if self.decision is None:  # not configured yet: single values checked, the rest follows
             return SetParametersResult(successful=True)
         values = dict(self.values)
         values.update({p.name: p.value for p in changes if p.name in params.BY_NAME})
-        problems = params.check_all(values, self.core.decision.pvalues.min_alpha)
+        problems = params.check_all(values, self.decision.pvalues.min_alpha)
         if problems:
             return SetParametersResult(successful=False, reason='; '.join(problems))
-        self.core.decision.reconfigure(params.decision_config(values))
-        self.core.settings = params.monitor_settings(values)
-        self.values = values
+        if self._apply_on_validate:
+            self._apply_parameters(changes)
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, changes) -> None:
+        if self.decision is None:
+            return
+        self.values = dict(self.values)
+        self.values.update({p.name: p.value for p in changes if p.name in params.BY_NAME})
+        self.decision.reconfigure(params.decision_config(self.values))
+        if self.core is not None:
+            self.core.settings = params.monitor_settings(self.values)
         self.get_logger().info('parameters updated: ' +
                                ', '.join(f'{p.name}={p.value}' for p in changes))
-        return SetParametersResult(successful=True)
 
     # -- input --------------------------------------------------------------------------------
     def _on_image(self, msg) -> None:
@@ -210,6 +270,8 @@ class OodMonitorNode(Node):
             return
         verdict = self.core.judge(image, received_at)
         self._publish_verdict(msg.header, verdict, received_at, received_ns)
+        if self.pub_overlay is not None:
+            self._publish_overlay(msg.header, image, verdict)
 
     def _decode(self, msg):
         if isinstance(msg, CompressedImage):
@@ -220,7 +282,6 @@ class OodMonitorNode(Node):
     # -- output -------------------------------------------------------------------------------
     def _publish_safe(self, is_safe: bool) -> None:
         self.pub_safe.publish(Bool(data=bool(is_safe)))
-        self._last_published = is_safe
 
     def _publish_verdict(self, header, v, received_at: float, received_ns: int) -> None:
         self.pub_score.publish(Float32(data=float(v.score)))
@@ -254,6 +315,19 @@ class OodMonitorNode(Node):
             else:  # OOD (or not judged): the cloud never sees it
                 self.withheld += 1
 
+    def _publish_overlay(self, header, image, v) -> None:
+        self._scores.append(v.score)
+        now = time.monotonic()
+        if now < self._overlay_due or not self.pub_overlay.get_subscription_count():
+            return
+        self._overlay_due = now + 1.0 / self.values['overlay_rate']
+        rgb = overlay.render(image, v.is_safe, v.score, v.threshold, v.reason, self._scores,
+                             self.values['overlay_width'])
+        out = Image(header=header, height=rgb.shape[0], width=rgb.shape[1], encoding='rgb8',
+                    is_bigendian=0, step=rgb.shape[1] * 3)
+        out.data = rgb.tobytes()
+        self.pub_overlay.publish(out)
+
     def _heartbeat(self) -> None:
         fault = self.core.watchdog(self._worker.is_alive(), self._busy_since)
         is_safe, _ = self.core.state()
@@ -265,10 +339,7 @@ class OodMonitorNode(Node):
 
     def _publish_diagnostics(self) -> None:
         d = self.core.diagnostics()
-        level = (DiagnosticStatus.OK if d['is_safe'] else
-                 DiagnosticStatus.ERROR if d['fault'] else
-                 DiagnosticStatus.WARN if d['reason'].startswith(('out of', 'recovering'))
-                 else DiagnosticStatus.ERROR)
+        level = _SEVERITY[d['severity']]
         kv = {'model': self.bundle.name, 'model_path': str(self.bundle.path),
               'detector_family': self.bundle.family, 'provider': self.core.detector.provider,
               'gpu_fallback': self.core.detector.fell_back, **d}
@@ -283,14 +354,18 @@ class OodMonitorNode(Node):
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(msg)
 
+
+class OodMonitorNode(MonitorShell, Node):
+    """The plain node: configured and active from construction to `close()`."""
+
+    def __init__(self, **kwargs):
+        Node.__init__(self, 'ood_monitor', **kwargs)
+        self._init_shell()
+        self._configure()
+        self._activate()
+
     def close(self) -> None:
-        """Stop judging and tell the controller, before the publishers go: unsafe."""
-        self._stop.set()
-        self._wake.set()
-        if self._worker.is_alive():
-            self._worker.join(timeout=2.0)
-        self._publish_safe(False)
-        self.pub_safe.wait_for_all_acked(Duration(seconds=0.5))
+        self._deactivate()
 
 
 def main(args=None) -> int:

@@ -4,8 +4,8 @@
 
 A raw frame whose data starts with b'RAISE' makes decoding raise RuntimeError (an exception no
 decoder is supposed to raise), b'HANG' makes it block for 1.5 s (a stuck judging thread), b'DIE'
-raises a BaseException that the judging path does not catch, so the thread ends.  Everything
-else is the real node.
+raises a BaseException that the judging path does not catch, so the thread ends; a frame with
+frame_id 'fail_publish' makes publishing its verdict raise.  Everything else is the real node.
 """
 import sys
 import time
@@ -28,7 +28,15 @@ def decode_raw(encoding, height, width, step, is_bigendian, data):
     return real_decode_raw(encoding, height, width, step, is_bigendian, data)
 
 
+def publish_verdict(self, header, *args):
+    if header.frame_id == 'fail_publish':
+        raise RuntimeError('injected fault in publishing')
+    return real_publish_verdict(self, header, *args)
+
+
 real_decode_raw, ood_monitor.decode_raw = ood_monitor.decode_raw, decode_raw
+real_publish_verdict = ood_monitor.MonitorShell._publish_verdict
+ood_monitor.MonitorShell._publish_verdict = publish_verdict
 
 if __name__ == '__main__':
     sys.exit(ood_monitor.main())
