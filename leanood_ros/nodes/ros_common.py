@@ -77,8 +77,11 @@ def run_node(name: str, make_node, startup_errors=(), spin=None, args=None) -> i
             rclpy.logging.get_logger(name).fatal(f'cannot start: {exc}')
             return 2
         try:
-            with signals.interrupting():
-                (spin or _spin)(node)
+            if spin is None:
+                _spin(node)
+            else:   # a loop of the node's own: a signal ends it with KeyboardInterrupt
+                with signals.interrupting():
+                    spin(node)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         except NodeExit as exc:
@@ -96,7 +99,7 @@ def _spin(node) -> None:
     executor = rclpy.get_global_executor()
     executor.add_node(node)
     try:
-        while rclpy.ok():
+        while rclpy.ok() and not signals.requested():
             executor.spin_once(timeout_sec=0.1)   # returns so that a signal is seen promptly
     finally:
         executor.remove_node(node)

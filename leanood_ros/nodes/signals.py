@@ -4,8 +4,8 @@ module can install it before its slow imports).
 Python's defaults would turn a signal during start-up into a traceback (SIGINT) or an abrupt
 kill (SIGTERM), and rclpy's own handlers shut the context down before the node could publish a
 final `is_safe=false`.  So the nodes install these instead (rclpy is initialised without its
-handlers): a signal only *requests* the stop, which `run_node` honours between start-up steps;
-while spinning it also raises KeyboardInterrupt so that any spin loop ends.
+handlers): a signal only *requests* the stop, which `run_node` honours between start-up steps
+and in its spin loop; inside a node's own spin loop it also raises KeyboardInterrupt.
 """
 from __future__ import annotations
 
