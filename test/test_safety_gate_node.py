@@ -5,8 +5,10 @@ This test is the controller (cmd_vel_in at 10 Hz) and the base (listens to cmd_v
 import signal
 import time
 
-from geometry_msgs.msg import Twist
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import Twist, TwistStamped
 import pytest
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Header, String
 
 from ros_harness import Listener, RosProcess
@@ -113,3 +115,47 @@ def test_a_dead_monitor_stops_the_robot_within_heartbeat_timeout(domain_id, tmp_
     assert t_stop <= t_kill + HEARTBEAT_TIMEOUT + 1 / STOP_RATE + SLACK
     assert all(is_zero(m) for t, m in out if t > t_stop)
     assert 'gate open -> stale: no ood/is_safe for' in gate.output()
+
+
+def test_stamped_commands_pass_and_stop_with_their_frame(domain_id, tmp_path):
+    lis = Listener(domain_id)
+    lis.subscribe(TwistStamped, 'cmd_vel_out', depth=1000)
+    lis.subscribe(DiagnosticArray, '/diagnostics', depth=100)
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    safe = lis.node.create_publisher(Bool, 'ood/is_safe', latched)
+    cmd = lis.node.create_publisher(TwistStamped, 'cmd_vel_in', 10)
+    go = TwistStamped()
+    go.header.frame_id, go.twist.linear.x = 'base_link', 0.3
+    heartbeat = lis.node.create_timer(0.1, lambda: safe.publish(Bool(data=True)))
+    lis.node.create_timer(COMMAND_PERIOD, lambda: cmd.publish(go))
+    gate = RosProcess.node('leanood_ros.nodes.safety_gate', [
+        '-p', 'stamped:=true', '-p', 'heartbeat_timeout:=0.3'], domain_id, tmp_path / 'gate.log')
+    try:
+        assert lis.wait_for(lambda: any(m.twist.linear.x == 0.3
+                                        for _, m in lis.get('cmd_vel_out')), 30), gate.output()
+        heartbeat.cancel()                       # the monitor goes quiet
+        t_quiet = time.monotonic()
+        assert lis.wait_for(lambda: first(lis.get('cmd_vel_out'),
+                                          lambda m: m.twist.linear.x == 0.0, t_quiet), 2)
+        assert lis.wait_for(lambda: any(
+            s.name.endswith('cmd_vel safety gate') and s.level == DiagnosticStatus.ERROR and
+            s.message.startswith('stale') for _, m in lis.get('/diagnostics') for s in m.status),
+            3)
+    finally:
+        assert gate.stop() == 0
+        lis.close()
+    stopped = [m for t, m in lis.get('cmd_vel_out') if t > t_quiet + 0.5]
+    assert stopped and all(m.twist.linear.x == 0.0 and m.header.frame_id == 'base_link'
+                           for m in stopped)
+
+
+@pytest.mark.parametrize('param,message', [
+    ('unsafe_action:=coast', 'unsafe_action must be one of'),
+    ('heartbeat_timeout:=0.0', 'heartbeat_timeout must be in'),
+])
+def test_bad_parameters_exit_2_with_a_message(domain_id, tmp_path, param, message):
+    gate = RosProcess.node('leanood_ros.nodes.safety_gate', ['-p', param], domain_id,
+                           tmp_path / 'gate.log')
+    assert gate.wait(30) == 2
+    assert message in gate.output()
