@@ -36,8 +36,8 @@ def _nodes(context, *_):
                                   image_topic=v['image_topic'], compressed=v['compressed'],
                                   params_file=v['params_file'], namespace=v['namespace'],
                                   forward_features='true')
-        nodes.append(Node(package='leanood_ros', executable='ood_monitor', name='ood_monitor',
-                          output='screen', emulate_tty=True, **cfg))
+        nodes.append(Node(package='leanood_ros', executable=cfg.pop('executable'),
+                          name='ood_monitor', output='screen', emulate_tty=True, **cfg))
     if v['side'] in ('both', 'cloud'):
         cfg = cloud_node_config(v['variant'], v['device'], v['namespace'], v['params_file'])
         nodes.append(Node(package='leanood_ros', executable='collaborative_inference',

@@ -31,8 +31,8 @@ def _nodes(context, *_):
     v = {name: LaunchConfiguration(name).perform(context) for name, *_ in ARGS}
     monitor = monitor_node_config(**{k: v.pop(k) for k in MONITOR_ARGS})
     replay = replay_node_config(**v, wait_for_subscribers='1')
-    nodes = [Node(package='leanood_ros', executable='ood_monitor', name='ood_monitor',
-                  output='screen', emulate_tty=True, **monitor),
+    nodes = [Node(package='leanood_ros', executable=monitor.pop('executable'),
+                  name='ood_monitor', output='screen', emulate_tty=True, **monitor),
              Node(package='leanood_ros', executable='camera_replay', name='camera_replay',
                   output='screen', emulate_tty=True, **replay)]
     return nodes + [end_launch_when_exits(n) for n in nodes]

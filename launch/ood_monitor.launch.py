@@ -39,8 +39,9 @@ def _nodes(context, *_):
     v = {name: LaunchConfiguration(name).perform(context) for name, *_ in ARGS}
     gate = parse_bool('safety_gate', v.pop('safety_gate'))
     gate_topics = {k: v.pop(k) for k in GATE_ARGS}
-    nodes = [Node(package='leanood_ros', executable='ood_monitor', name='ood_monitor',
-                  output='screen', emulate_tty=True, **monitor_node_config(**v))]
+    monitor = monitor_node_config(**v)
+    nodes = [Node(package='leanood_ros', executable=monitor.pop('executable'),
+                  name='ood_monitor', output='screen', emulate_tty=True, **monitor)]
     if gate:
         nodes.append(Node(package='leanood_ros', executable='safety_gate', name='safety_gate',
                           output='screen', emulate_tty=True,

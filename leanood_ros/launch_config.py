@@ -13,6 +13,7 @@ from .backends import DEVICES
 
 DEFAULT_VARIANT = {'vae': 'vae_lean', 'earlin': 'earlin_lite0'}
 DETECTORS = tuple(DEFAULT_VARIANT)
+OVERLAY_RATE = 5.0   # Hz: enough to watch in rqt_image_view / Foxglove, cheap on the robot
 _TRUE, _FALSE = ('true', '1', 'yes', 'on'), ('false', '0', 'no', 'off')
 
 
@@ -80,14 +81,18 @@ def monitor_node_config(detector: str = '', variant: str = '', device: str = '',
     if device:
         overrides['device'] = _choice('device', device, DEVICES)
     for name, text in (('compressed', compressed), ('forward_features', forward_features),
-                       ('require_gpu', require_gpu), ('managed', managed),
-                       ('overlay', overlay)):
+                       ('require_gpu', require_gpu)):
         if text:
             overrides[name] = parse_bool(name, text)
+    if overlay:   # on: the overlay at OVERLAY_RATE; off: none, whatever the file says
+        overrides['overlay_rate'] = OVERLAY_RATE if parse_bool('overlay', overlay) else 0.0
     # The file first, the given arguments after it: a later entry wins.
     parameters = ([params_file] if params_file else []) + ([overrides] if overrides else [])
+    # a managed monitor is its own executable (a lifecycle node, autostarting by default)
+    executable = 'managed_ood_monitor' if managed and parse_bool('managed', managed) \
+        else 'ood_monitor'
     return {'namespace': namespace.strip('/'), 'parameters': parameters,
-            'remappings': _topic_remappings(image_topic)}
+            'remappings': _topic_remappings(image_topic), 'executable': executable}
 
 
 def replay_node_config(recording: str = 'sample', rate: str = '0.0', loop: str = 'false',

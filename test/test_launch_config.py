@@ -64,8 +64,11 @@ def test_detector_picks_its_lean_bundle_unless_the_file_or_variant_names_one():
 def test_flags_pass_through_as_booleans_and_namespace_is_cleaned():
     cfg = monitor_node_config(require_gpu='true', managed='True', overlay='off',
                               forward_features='1', namespace='/front/', image_topic='/cam/')
-    assert cfg['parameters'] == [{'require_gpu': True, 'managed': True, 'overlay': False,
+    assert cfg['parameters'] == [{'require_gpu': True, 'overlay_rate': 0.0,
                                   'forward_features': True}]
+    assert cfg['executable'] == 'managed_ood_monitor'          # a lifecycle node
+    on = monitor_node_config(overlay='true')
+    assert on['parameters'] == [{'overlay_rate': 5.0}] and on['executable'] == 'ood_monitor'
     assert cfg['namespace'] == 'front'
     assert ('image/compressed', '/cam/compressed') in cfg['remappings']
 
