@@ -19,7 +19,7 @@ class ParamSpec:
     default: object
     description: str
     read_only: bool = False
-    range: tuple | None = None  # noqa: A003  public field; (min, max) inclusive, for numbers
+    range: tuple | None = None  # noqa: A003  read across modules; (min, max) inclusive (numbers)
     choices: tuple | None = None    # for strings
 
     @property
