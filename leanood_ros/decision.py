@@ -14,9 +14,9 @@
 """
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, fields
+import math
 
 import numpy as np
 
@@ -37,7 +37,7 @@ class ConformalPValues:
 
     @property
     def min_alpha(self) -> float:
-        """The smallest alpha at which any frame can be flagged."""
+        """Return the smallest alpha at which any frame can be flagged."""
         return 1.0 / (self.n + 1)
 
     def threshold(self, alpha: float) -> float:

@@ -91,7 +91,7 @@ def decode_raw(encoding: str, height: int, width: int, step: int, is_bigendian: 
         if width % 2:
             raise FrameError(f'{enc} needs an even width, got {width}')
     else:
-        raise FrameError(f"unsupported encoding {shorten(encoding)} (supported: "
+        raise FrameError(f'unsupported encoding {shorten(encoding)} (supported: '
                          f"{', '.join(SUPPORTED_ENCODINGS)})")
     row_bytes = width * bpp
     if step < row_bytes:

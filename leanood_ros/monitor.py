@@ -13,10 +13,10 @@ misses its deadline.  Repeated frames and frames with bad stamps never count as 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import math
 import threading
 import time
-from dataclasses import dataclass, field
 
 from .decision import Decision, DecisionEngine
 from .detectors import Detector
@@ -123,10 +123,12 @@ class MonitorCore:
             self.last_rejection = reason
 
     def admit(self, stamp_ns: int, ros_now_ns: int, digest) -> str | None:
-        """None if a frame with this header stamp and content digest is to be judged, else why
-        not.  A frozen camera and bad stamps also turn the verdict unsafe; a repeat below
-        `frozen_frames` is only skipped.  Stamps are judged against the ROS clock (`ros_now_ns`,
-        sim time when the node uses it)."""
+        """Return None if a frame with this header stamp and content digest is to be judged.
+
+        Else return why not.  A frozen camera and bad stamps also turn the verdict unsafe; a
+        repeat below `frozen_frames` is only skipped.  Stamps are judged against the ROS clock
+        (`ros_now_ns`, sim time when the node uses it).
+        """
         s = self.settings
         with self._lock:
             prev_stamp, prev_digest = self._last_stamp, self._last_digest
@@ -161,15 +163,20 @@ class MonitorCore:
         return fault
 
     def internal_error(self, what: str) -> None:
-        """Something in the judging path failed (not the detector): unsafe until the next
-        verdict, counted."""
+        """Record that something in the judging path failed (not the detector).
+
+        Unsafe until the next verdict, counted.
+        """
         with self._lock:
             self.counters.internal_errors += 1
             self._verdict = Verdict(False, f'internal error: {shorten(what, 200)[1:-1]}')
 
     def watchdog(self, alive: bool, busy_since: float | None, now: float | None = None):
-        """Check the judging thread: unsafe (and the reason returned) while it is dead or has
-        been in one frame for longer than `watchdog_timeout`."""
+        """Check the judging thread.
+
+        Unsafe (and the reason returned) while it is dead or has been in one frame for longer
+        than `watchdog_timeout`.
+        """
         now = self.clock() if now is None else now
         limit = self.settings.watchdog_timeout
         if not alive:
@@ -210,7 +217,8 @@ class MonitorCore:
                 self.counters.deadline_misses += 1
                 if s.deadline_miss_unsafe:
                     v.is_safe = False
-                    v.reason = f'deadline miss ({latency:.1f} ms > {s.deadline_ms:g} ms); {v.reason}'
+                    v.reason = (f'deadline miss ({latency:.1f} ms > {s.deadline_ms:g} ms); '
+                                f'{v.reason}')
             self.counters.judged += 1
             self.judged_rate.tick(now)
             self.latency.add(latency)
@@ -224,8 +232,11 @@ class MonitorCore:
         return self._state(self.clock() if now is None else now)[:2]
 
     def _state(self, now: float) -> tuple:
-        """(is_safe, reason, severity): 'ok'; 'warn' when the detector judged the camera out of
-        distribution (or recovering); 'error' when the monitor cannot judge."""
+        """Return (is_safe, reason, severity).
+
+        Severity 'ok'; 'warn' when the detector judged the camera out of distribution (or
+        recovering); 'error' when the monitor cannot judge.
+        """
         with self._lock:
             if self._fault:
                 return False, self._fault, 'error'
@@ -267,7 +278,10 @@ class MonitorCore:
 
 
 def collaborative_accounting(bundle, forwarded: int, withheld: int, bytes_forwarded: int) -> dict:
-    """EARLIN's cost argument: what withholding OOD frames saves against forwarding every frame."""
+    """Return EARLIN's cost argument.
+
+    What withholding OOD frames saves against forwarding every frame.
+    """
     fwd = bundle.forward or {}
     per_frame = int(fwd.get('bytes', 0))  # per forwarded frame, in the forwarded dtype
     cloud = int(bundle.manifest.get('flops', {}).get('cloud_macs', 0))

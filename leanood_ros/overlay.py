@@ -11,7 +11,7 @@ import math
 import cv2
 import numpy as np
 
-from .image_conversion import DecodedImage, convert_channels
+from .image_conversion import convert_channels, DecodedImage
 
 SAFE_RGB = (0, 200, 0)
 UNSAFE_RGB = (230, 0, 0)

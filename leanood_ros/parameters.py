@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .backends import BACKENDS, DEVICES
 from .bundle import FAMILIES
-from .decision import FUSION_MODES, DecisionConfig
+from .decision import DecisionConfig, FUSION_MODES
 from .monitor import MonitorSettings
 
 
@@ -19,11 +19,11 @@ class ParamSpec:
     default: object
     description: str
     read_only: bool = False
-    range: tuple | None = None      # (min, max) inclusive, for numbers
+    range: tuple | None = None  # noqa: A003  read across modules; (min, max) inclusive (numbers)
     choices: tuple | None = None    # for strings
 
     @property
-    def type(self) -> type:
+    def type(self) -> type:  # noqa: A003  read across modules (the node, the README table)
         return type(self.default)
 
 
@@ -32,7 +32,7 @@ SPECS = (
     # -- start-up (read-only) -------------------------------------------------------------------
     P('model', 'vae_lean', 'Model bundle: a variant name under models/ or a path to a bundle '
       'directory.', read_only=True),
-    P('detector', '', "Expected detector family; the node refuses a bundle of another family "
+    P('detector', '', 'Expected detector family; the node refuses a bundle of another family '
       "('' accepts any).", read_only=True, choices=('',) + FAMILIES),
     P('backend', 'onnxruntime', 'Inference backend.', read_only=True, choices=BACKENDS),
     P('device', 'cpu', 'cpu, or gpu (TensorRT, then CUDA, then CPU fallback).', read_only=True,
@@ -82,7 +82,7 @@ SPECS = (
       '(0 disables).', range=(0.0, 60000.0)),
     P('deadline_miss_unsafe', False, 'A frame that misses its deadline makes the verdict '
       'unsafe.'),
-    P('max_stamp_age', 1.0, 'Seconds a frame\'s header stamp may be behind (or ahead of) the '
+    P('max_stamp_age', 1.0, "Seconds a frame's header stamp may be behind (or ahead of) the "
       'ROS clock (sim time when `use_sim_time`) before the verdict turns unsafe; 0 disables. '
       'Replaying a bag with its recorded stamps needs `ros2 bag play --clock` and '
       '`use_sim_time`.', range=(0.0, 1.0e6)),
@@ -100,7 +100,7 @@ SETTINGS_KEYS = ('input_timeout', 'deadline_ms', 'deadline_miss_unsafe', 'max_st
 
 
 def check_value(name: str, value) -> str | None:
-    """A message if `value` is not acceptable for parameter `name`, else None."""
+    """Return a message if `value` is not acceptable for parameter `name`, else None."""
     spec = BY_NAME.get(name)
     if spec is None:
         return None  # not ours (e.g. use_sim_time)
@@ -132,7 +132,7 @@ def check_all(values: dict, min_alpha: float = 0.0) -> list:
     problems += decision_config(values).validate() + monitor_settings(values).validate()
     if values['alpha'] < min_alpha and values['score_threshold'] == 0:
         problems.append(f"alpha {values['alpha']} is below {min_alpha:.3g}, the smallest p-value "
-                        f'this bundle\'s calibration set can give: no frame could ever be flagged')
+                        f"this bundle's calibration set can give: no frame could ever be flagged")
     return problems
 
 

@@ -1,6 +1,9 @@
-"""The fault table of the reliability tests: each case records what was expected and what was
-observed (with measured numbers); `LEANOOD_FAULT_TABLE=<file.md>` writes it when pytest exits.
-benchmarks/faults/README.md is produced this way (see its header for the command)."""
+"""The fault table of the reliability tests.
+
+Each case records what was expected and what was observed (with measured numbers);
+`LEANOOD_FAULT_TABLE=<file.md>` writes it when pytest exits.  benchmarks/faults/README.md is
+produced this way (see its header for the command).
+"""
 from __future__ import annotations
 
 import atexit

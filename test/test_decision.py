@@ -106,10 +106,10 @@ def test_score_threshold_has_effect_with_temporal_fusion(fusion):
     assert not low[-1].is_safe
 
 
-@pytest.mark.parametrize('bad', [dict(alpha=0.0), dict(alpha=1.5), dict(fusion='maybe'),
-                                 dict(vote_k=6, vote_n=5), dict(cusum_window=0),
-                                 dict(cusum_threshold=0.0), dict(recovery_frames=-1),
-                                 dict(score_threshold=-1.0)])
+@pytest.mark.parametrize('bad', [{'alpha': 0.0}, {'alpha': 1.5}, {'fusion': 'maybe'},
+                                 {'vote_k': 6, 'vote_n': 5}, {'cusum_window': 0},
+                                 {'cusum_threshold': 0.0}, {'recovery_frames': -1},
+                                 {'score_threshold': -1.0}])
 def test_invalid_configs_are_rejected_and_old_kept(bad):
     eng = DecisionEngine(CAL)
     before = eng.config

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from leanood_ros.image_conversion import (FrameError, decode_compressed, decode_raw, from_array,
+from leanood_ros.image_conversion import (decode_compressed, decode_raw, FrameError, from_array,
                                           to_rgb)
 
 H, W = 6, 8
@@ -21,7 +21,7 @@ def pad_rows(pixels_bytes_per_row: np.ndarray, pad: int) -> bytes:
 
 
 def encode(rgb, encoding):
-    """Reference encodings built independently of the decoder (via OpenCV where relevant)."""
+    """Build reference encodings independently of the decoder (via OpenCV where relevant)."""
     if encoding == 'rgb8':
         return rgb
     if encoding == 'bgr8':
@@ -95,17 +95,18 @@ def test_yuyv_luma_position():
 
 
 @pytest.mark.parametrize('kwargs,message', [
-    (dict(height=H, width=W, step=W * 3, data=b'\0' * (W * 3 * H - 1)), 'truncated'),
-    (dict(height=H, width=W, step=W * 2, data=b'\0' * 1000), 'step'),
-    (dict(height=0, width=W, step=W * 3, data=b''), 'zero-size'),
-    (dict(height=H, width=0, step=0, data=b''), 'zero-size'),
-    (dict(height=H, width=W, step=W * 3, data=b'', encoding='bayer_rggb8'), 'unsupported'),
-    (dict(height=H, width=7, step=14, data=b'\0' * 200, encoding='yuyv'), 'even width'),
-    (dict(height=100000, width=100000, step=300000, data=b''), 'too large'),
-    (dict(height=H, width=W, step=W * 3, data=12345), 'byte buffer'),
+    ({'height': H, 'width': W, 'step': W * 3, 'data': b'\0' * (W * 3 * H - 1)}, 'truncated'),
+    ({'height': H, 'width': W, 'step': W * 2, 'data': b'\0' * 1000}, 'step'),
+    ({'height': 0, 'width': W, 'step': W * 3, 'data': b''}, 'zero-size'),
+    ({'height': H, 'width': 0, 'step': 0, 'data': b''}, 'zero-size'),
+    ({'height': H, 'width': W, 'step': W * 3, 'data': b'', 'encoding': 'bayer_rggb8'},
+     'unsupported'),
+    ({'height': H, 'width': 7, 'step': 14, 'data': b'\0' * 200, 'encoding': 'yuyv'}, 'even width'),
+    ({'height': 100000, 'width': 100000, 'step': 300000, 'data': b''}, 'too large'),
+    ({'height': H, 'width': W, 'step': W * 3, 'data': 12345}, 'byte buffer'),
 ])
 def test_malformed_raw_frames(kwargs, message):
-    args = dict(encoding='rgb8', is_bigendian=False) | kwargs
+    args = {'encoding': 'rgb8', 'is_bigendian': False} | kwargs
     with pytest.raises(FrameError, match=message):
         decode_raw(**args)
 

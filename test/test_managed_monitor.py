@@ -1,14 +1,16 @@
-"""The managed (lifecycle) monitor, driven through its lifecycle services from this test's
-process, with frames and verdicts over DDS."""
+"""The managed (lifecycle) monitor, driven through its lifecycle services.
+
+From this test's process, with frames and verdicts over DDS.
+"""
 import shutil
 import signal
 import time
 
-import numpy as np
-import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+import numpy as np
+import pytest
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool
 

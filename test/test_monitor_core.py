@@ -138,7 +138,7 @@ def test_frozen_camera(same):
     assert [r.startswith('repeated frame') for r in reasons[:2]] == [True, True]
     assert states == [True, True, False, False]   # repeats below frozen_frames are only skipped
     assert reasons[2] == f'frozen camera: 4 frames in a row with the same {same}'
-    assert core.state() == (False, reasons[3]) and reasons[3].startswith("frozen camera: 5")
+    assert core.state() == (False, reasons[3]) and reasons[3].startswith('frozen camera: 5')
     assert core.admit(now + 10, now, 'new') is None
     assert core.judge(FRAME, clock()).is_safe
 
@@ -179,8 +179,8 @@ def test_watchdog_dead_or_stuck_worker():
     assert core.diagnostics()['watchdog_trips'] == 2
 
 
-@pytest.mark.parametrize('bad', [dict(frozen_frames=1), dict(frozen_frames=-1),
-                                 dict(max_stamp_age=-1.0), dict(watchdog_timeout=0.0)])
+@pytest.mark.parametrize('bad', [{'frozen_frames': 1}, {'frozen_frames': -1},
+                                 {'max_stamp_age': -1.0}, {'watchdog_timeout': 0.0}])
 def test_invalid_fail_safe_settings_rejected(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         make([], Clock(), **bad)

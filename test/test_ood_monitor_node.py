@@ -4,9 +4,9 @@ import shutil
 import signal
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import GetParameters, SetParameters
 from std_msgs.msg import Bool, Float32
@@ -25,7 +25,7 @@ def start_monitor(bundle, domain_id, tmp_path, *extra, name='monitor'):
 
 
 def wait_until_connected(listener, mon):
-    """The monitor is up and matched with the listener once its latched flag has arrived."""
+    """Wait until the monitor is up and matched with the listener: its latched flag arrived."""
     assert listener.wait_for(lambda: listener.get('ood/is_safe'), 30), mon.output()
     time.sleep(0.2)
 
@@ -106,7 +106,8 @@ def test_stale_input_turns_unsafe_within_timeout(tiny_bundle, domain_id, tmp_pat
         assert listener.wait_for(lambda: went_unsafe(), 3.0)
         delay = went_unsafe()[0] - last_frame_at
         assert delay <= 0.5 + 0.25, f'stale input flagged after {delay:.2f} s'
-        assert listener.wait_for(lambda: 'stale input' in last_diagnostics(listener).get('reason', ''), 3)
+        assert listener.wait_for(
+            lambda: 'stale input' in last_diagnostics(listener).get('reason', ''), 3)
     finally:
         mon.stop()
 
@@ -244,4 +245,5 @@ def test_node_refuses_to_run_blind(tiny_bundle, domain_id, tmp_path, damage):
     assert len(fatal) == 1 and expected in fatal[0], out      # one line says it all
     fault_table.record(f'bundle: {BUNDLE_DAMAGE[damage]} (node start-up)',
                        'exit 2 with one line naming the file and the problem',
-                       f'exit {rc} after {took:.1f} s: "...{fatal[0].split(str(tmp_path))[-1][:90]}"')
+                       f'exit {rc} after {took:.1f} s: '
+                       f'"...{fatal[0].split(str(tmp_path))[-1][:90]}"')

@@ -1,4 +1,4 @@
-"""The `ood/overlay` image: rendering (pure) and the node publishing it over DDS only when asked."""
+"""The `ood/overlay` image: rendering (pure) and the node publishing it over DDS only if asked."""
 import signal
 import time
 

@@ -1,21 +1,24 @@
-"""Reliability of frame decoding (issue 12): property-based fuzzing of decode_raw and
-decode_compressed, decompression bombs refused before decoding, no other OpenCV decoder
-reachable.  Whatever the bytes, the result is a well-formed uint8 image or a FrameError."""
+"""Reliability of frame decoding (issue 12).
+
+Property-based fuzzing of decode_raw and decode_compressed, decompression bombs refused before
+decoding, no other OpenCV decoder reachable.  Whatever the bytes, the result is a well-formed uint8
+image or a FrameError.
+"""
 import resource
 import struct
 import time
 import zlib
 
 import cv2
+from hypothesis import given, HealthCheck, settings
+from hypothesis import strategies as st
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from fault_table import record
 from helpers import bombs
-from leanood_ros.image_conversion import (MAX_PIXELS, SUPPORTED_ENCODINGS, FrameError,
-                                          decode_compressed, decode_raw)
+from leanood_ros.image_conversion import (decode_compressed, decode_raw, FrameError,
+                                          MAX_PIXELS, SUPPORTED_ENCODINGS)
 
 # CI-friendly: a few hundred examples per property, a few seconds in all
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True,

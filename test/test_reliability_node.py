@@ -1,20 +1,23 @@
-"""Reliability of the running node (issue 12): real ood_monitor processes fed over DDS by this
-test's own publisher with hostile frames, stamps, clocks, injected faults and signals.  The
-measured numbers go into the fault table (fault_table.py, benchmarks/faults/README.md)."""
+"""Reliability of the running node (issue 12).
+
+Real ood_monitor processes fed over DDS by this test's own publisher with hostile frames, stamps,
+clocks, injected faults and signals.  The measured numbers go into the fault table
+(fault_table.py, benchmarks/faults/README.md).
+"""
+from pathlib import Path
 import signal
 import time
-from pathlib import Path
 
 import cv2
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rosgraph_msgs.msg import Clock
 from rclpy.duration import Duration
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool
 
@@ -178,8 +181,10 @@ def test_bombs_and_oversized_frames_neither_stop_judging_nor_blow_memory(
 
 
 def test_memory_under_the_largest_raw_frames(tiny_bundle, domain_id, tmp_path, listener):
-    """Raw frames are deserialised by the middleware and rclpy before the node sees them, so the
-    node cannot refuse their memory, only their decoding; measured here for the table."""
+    """Raw frames are deserialised by the middleware and rclpy before the node sees them.
+
+    So the node cannot refuse their memory, only their decoding; measured here for the table.
+    """
     mon = start(tiny_bundle, domain_id, tmp_path)
     try:
         cam = Camera(listener)
@@ -331,7 +336,7 @@ def test_frozen_camera_and_stamp_games_turn_unsafe(tiny_bundle, domain_id, tmp_p
                                   Duration(nanoseconds=300_000_000)).to_msg()))
         delay = time_to(listener, t0, False, 1.0)
         assert delay is not None and reason_within(listener, 'stamp went backwards', 1.0)
-        record('header stamp 0.3 s older than the previous frame\'s', 'unsafe "stamp went '
+        record("header stamp 0.3 s older than the previous frame's", 'unsafe "stamp went '
                'backwards"', f'unsafe after {delay * 1e3:.0f} ms')
         become_safe(listener, cam)
         # shutdown: the last thing is_safe subscribers hear is false
@@ -447,9 +452,12 @@ DELAYS = (0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.2, 2.0)
 
 
 def node_code_running(pid) -> bool:
-    """The process is past the interpreter's own start-up (site import, where the ROS wheels'
-    bootstrapper re-executes it, before any of the node's code can run) and in the node's
-    imports: its first extension module from site-packages is mapped."""
+    """Tell whether the process is past the interpreter's own start-up and in the node's imports.
+
+    The interpreter's start-up is the site import, where the ROS wheels' bootstrapper re-executes
+    it, before any of the node's code can run; the node's imports have begun once its first
+    extension module from site-packages is mapped.
+    """
     try:
         return 'site-packages' in Path(f'/proc/{pid}/maps').read_text()
     except OSError:
@@ -457,8 +465,10 @@ def node_code_running(pid) -> bool:
 
 
 def signal_during_start_up(program, bundle, domain_id, tmp_path, signals_, delays):
-    """Start one node per delay together; signal each `delay` s after its own imports began;
-    return (signal, delay, exit status, output) for each."""
+    """Start one node per delay together; signal each `delay` s after its own imports began.
+
+    Return (signal, delay, exit status, output) for each.
+    """
     results = []
     for sig in signals_:
         waiting = {delay: start(bundle, domain_id, tmp_path, program=program,

@@ -2,9 +2,10 @@
 
 Subscribes to the split tensors that `ood_monitor` (detector: earlin, forward_features: true)
 forwards for in-distribution frames only, runs the rest of the network (the bundle's `cloud`
-graph) and publishes the stamped prediction on `ood/prediction` as a diagnostic_msgs/DiagnosticArray
-(header = the source frame's header; values: class_id, confidence, top5), plus /diagnostics with
-frames and bytes received and latency.  Runs on any host of the same DDS domain.
+graph) and publishes the stamped prediction on `ood/prediction` as a
+diagnostic_msgs/DiagnosticArray (header = the source frame's header; values: class_id, confidence,
+top5), plus /diagnostics with frames and bytes received and latency.  Runs on any host of the
+same DDS domain.
 """
 from __future__ import annotations
 
@@ -13,18 +14,18 @@ if __name__ == '__main__':  # first of all: a signal during the slow imports bel
     from .signals import install
     install()
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import Image
 
+from .ros_common import run_node, tensor_from_message
 from ..backends import BackendError, make_backend
 from ..bundle import BundleError, load_bundle
 from ..stats import LatencyWindow
-from .ros_common import run_node, tensor_from_message
 
 
 class CollaborativeInference(Node):

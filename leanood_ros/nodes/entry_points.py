@@ -1,5 +1,8 @@
-"""Console entry points of the nodes (`ros2 run leanood_ros <node>`): take over SIGINT/SIGTERM
-before the node's slow imports, so that a signal during them still exits 0 (stdlib only)."""
+"""Console entry points of the nodes (`ros2 run leanood_ros <node>`).
+
+They take over SIGINT/SIGTERM before the node's slow imports, so that a signal during them still
+exits 0 (stdlib only).
+"""
 from __future__ import annotations
 
 import importlib

@@ -1,6 +1,7 @@
 """`managed_ood_monitor`: the ood_monitor as a managed (lifecycle) node, for nav2-style bring-up.
 
-    python -m leanood_ros.nodes.managed_ood_monitor --ros-args -p model:=vae_lean [-p autostart:=false]
+    python -m leanood_ros.nodes.managed_ood_monitor --ros-args -p model:=vae_lean \
+        [-p autostart:=false]
 
 Same topics and parameters as `ood_monitor`, driven through the standard lifecycle services
 (`<node>/change_state`, `<node>/get_state`): configure loads, validates and warms up the bundle
@@ -23,10 +24,10 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
-from ..backends import BackendError
-from ..bundle import BundleError
 from .ood_monitor import MonitorShell, StartupError
 from .ros_common import run_node
+from ..backends import BackendError
+from ..bundle import BundleError
 
 INACTIVE = 'inactive'
 _CONFIGURE_ERRORS = (BundleError, BackendError, StartupError, ParameterException, ValueError)

@@ -1,4 +1,4 @@
-"""`ood_monitor`: judges every camera frame and tells the controller whether the camera is trustworthy.
+"""`ood_monitor`: judges each camera frame, tells the controller whether the camera is trustworthy.
 
 A thin ROS shell around `leanood_ros.monitor.MonitorCore`: subscribe, keep only the newest frame,
 judge it on a worker thread, publish the verdict; republish the state on a heartbeat and report
@@ -10,14 +10,14 @@ the verdict unsafe; the heartbeat, the watchdog and /diagnostics run on the stea
 """
 from __future__ import annotations
 
-import sys
 if __name__ == '__main__':  # first of all: a signal during the slow imports below exits 0
     from .signals import install
     install()
+from collections import deque
+import sys
 import threading
 import time
 import zlib
-from collections import deque
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
@@ -29,15 +29,15 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32
 
+from .ros_common import forwarded_tensor_message, NodeExit, run_node
 from .. import overlay
 from .. import parameters as params
 from ..backends import BackendError
 from ..bundle import BundleError, load_bundle
 from ..decision import DecisionEngine
 from ..detectors import build_detector
-from ..image_conversion import FrameError, decode_compressed, decode_raw, shorten
-from ..monitor import MonitorCore, collaborative_accounting
-from .ros_common import NodeExit, forwarded_tensor_message, run_node
+from ..image_conversion import decode_compressed, decode_raw, FrameError, shorten
+from ..monitor import collaborative_accounting, MonitorCore
 
 _PTYPE = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
           float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
@@ -66,10 +66,12 @@ def _descriptor(spec: params.ParamSpec) -> ParameterDescriptor:
 
 
 class MonitorShell:
-    """The monitor's ROS side over a plain Node (`OodMonitorNode`) or a LifecycleNode
-    (`managed_ood_monitor`), in the life-cycle steps: configure (load, validate and warm up the
-    bundle, create the publishers), activate (subscribe, judge, heartbeat), deactivate (stop
-    judging, publish unsafe), cleanup (release everything)."""
+    """The monitor's ROS side over a plain Node (`OodMonitorNode`) or a LifecycleNode.
+
+    The LifecycleNode is `managed_ood_monitor`.  In the life-cycle steps: configure (load,
+    validate and warm up the bundle, create the publishers), activate (subscribe, judge,
+    heartbeat), deactivate (stop judging, publish unsafe), cleanup (release everything).
+    """
 
     def _init_shell(self) -> None:
         self.core = self.decision = self.detector = self.bundle = None
@@ -288,8 +290,8 @@ class MonitorShell:
         self._publish_safe(v.is_safe)
         # the node's own share: receipt -> now, minus inference (conversion, preprocessing,
         # decision, the two publications above)
-        node_ms = (time.monotonic() - received_at) * 1e3 - (v.inference_ms if v.inference_ms ==
-                                                             v.inference_ms else 0.0)
+        node_ms = (time.monotonic() - received_at) * 1e3 - (
+            v.inference_ms if v.inference_ms == v.inference_ms else 0.0)
         transport_ms = (received_ns - (header.stamp.sec * 1_000_000_000 +
                                        header.stamp.nanosec)) / 1e6
         st = DiagnosticStatus(level=_LEVEL[v.is_safe], name=f'{self.get_fully_qualified_name()}',

@@ -1,4 +1,4 @@
-"""Message helpers shared by the nodes (the only place that knows how tensors ride on ROS messages).
+"""Message helpers shared by the nodes (the only place that knows how tensors ride on messages).
 
 A split tensor (1 x C x H x W) travels as a `sensor_msgs/Image` with encoding `32FC<C>` or
 `16FC<C>` in H x W x C layout: a stamped, standard message that cv_bridge-style tools parse.
@@ -12,8 +12,8 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 
-from ..image_conversion import shorten
 from . import signals
+from ..image_conversion import shorten
 
 _DTYPES = {np.dtype(np.float32): '32F', np.dtype(np.float16): '16F'}
 
@@ -58,9 +58,12 @@ class NodeExit(Exception):
 
 
 def run_node(name: str, make_node, startup_errors=(), spin=None, args=None) -> int:
-    """The one main() of every node: start-up errors exit 2 with a readable message; SIGINT and
-    SIGTERM end it cleanly with status 0 whenever they arrive (see `signals`), after the node's
-    `close()` (which may publish a last message); a callback may end it with `NodeExit`."""
+    """Run a node: the one main() of every node.
+
+    Start-up errors exit 2 with a readable message; SIGINT and SIGTERM end it cleanly with status 0
+    whenever they arrive (see `signals`), after the node's `close()` (which may publish a last
+    message); a callback may end it with `NodeExit`.
+    """
     signals.install()
     if signals.requested():
         return 0

@@ -1,5 +1,6 @@
-"""SIGINT/SIGTERM for the nodes: a clean exit 0 whenever they arrive (stdlib only, so that a node
-module can install it before its slow imports).
+"""SIGINT/SIGTERM for the nodes: a clean exit 0 whenever they arrive.
+
+Stdlib only, so that a node module can install it before its slow imports.
 
 Python's defaults would turn a signal during start-up into a traceback (SIGINT) or an abrupt
 kill (SIGTERM), and rclpy's own handlers shut the context down before the node could publish a
@@ -9,9 +10,9 @@ and in its spin loop; inside a node's own spin loop it also raises KeyboardInter
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 import signal
 import threading
-from contextlib import contextmanager
 
 _requested = threading.Event()
 _interrupt = False

@@ -1,5 +1,8 @@
-"""Decompression bombs for the reliability tests: small compressed frames that declare (or really
-decode to) huge images.  Built in milliseconds, without holding the decoded image in memory."""
+"""Decompression bombs for the reliability tests.
+
+Small compressed frames that declare (or really decode to) huge images.  Built in milliseconds,
+without holding the decoded image in memory.
+"""
 from __future__ import annotations
 
 import struct
@@ -21,15 +24,17 @@ def png(width: int, height: int, idat: bytes, colour_type: int = 2) -> bytes:
 
 
 def tiny_png_bomb(width: int = 100000, height: int = 100000) -> bytes:
-    """A 69-byte PNG that declares width x height pixels (its data stream is cut short)."""
+    """Make a 69-byte PNG that declares width x height pixels (its data stream is cut short)."""
     return png(width, height, zlib.compress(b'\0' * 64))
 
 
 def real_png_bomb(width: int = 30000, height: int = 30000) -> bytes:
-    """A complete, valid PNG of a black width x height RGB image (30000x30000: 2.6 GB decoded,
-    about 3.2 MB encoded).  Every row is the same deflate block after a full flush, so the
-    stream is assembled from one compressed row; the image is all zero bytes, so its Adler-32 is
-    (n mod 65521) << 16 | 1."""
+    """Make a complete, valid PNG of a black width x height RGB image.
+
+    30000x30000: 2.6 GB decoded, about 3.2 MB encoded.  Every row is the same deflate block after
+    a full flush, so the stream is assembled from one compressed row; the image is all zero
+    bytes, so its Adler-32 is (n mod 65521) << 16 | 1.
+    """
     row = bytes(1 + 3 * width)          # filter byte 0 + black pixels
     c = zlib.compressobj(9, zlib.DEFLATED, -15)
     block = c.compress(row) + c.flush(zlib.Z_FULL_FLUSH)
@@ -40,7 +45,7 @@ def real_png_bomb(width: int = 30000, height: int = 30000) -> bytes:
 
 
 def jpeg_bomb(width: int = 60000, height: int = 60000) -> bytes:
-    """A small real JPEG whose start-of-frame header is patched to declare width x height."""
+    """Make a small real JPEG whose start-of-frame header is patched to declare width x height."""
     data = bytearray(cv2.imencode('.jpg', np.full((16, 16, 3), 128, np.uint8))[1].tobytes())
     sof = data.index(b'\xff\xc0')
     data[sof + 5:sof + 9] = struct.pack('>HH', height, width)
