@@ -102,12 +102,47 @@ def write_report(results) -> None:
               '|---|---|---|---|---|---|---|---|---|']
     for name, rows in results.get('bundles', {}).items():
         for cand, r in rows.items():
-            label = cand + (f" (from {r['from']})" if 'from' in r else '')
+            if cand == 'chosen':
+                continue
+            label = cand + (f" (from {r['from']})" if 'from' in r else '') + \
+                (' **shipped**' if rows.get('chosen') == cand else '')
             lines.append(f"| {name} | {label} | {r['fa_normal']} / {r['fa_benign_camera']} | "
                          f"{r['fa_frames']} | {r['flagged']} | {r['delay_mean']:.2f} | "
                          f"{r['mean_auroc']:.4f} | {r['min_auroc']:.4f} | {r['mean_fpr95']:.4f} |")
     (OUT / 'README.md').write_text('\n'.join(lines) + '\n')
 
 
+def choose(rows: dict) -> str:
+    """Apply the rule: every shifted sequence flagged and mean delay <= 2 frames (the issue's
+    out-of-the-box detection target), then the fewest false alarms, then the higher AUROC."""
+    ok = [c for c, r in rows.items() if r['flagged'].split('/')[0] == r['flagged'].split('/')[1]
+          and r['delay_mean'] is not None and r['delay_mean'] <= 2.0]
+    return min(ok or rows, key=lambda c: (rows[c]['fa_normal'] + rows[c]['fa_benign_camera'],
+                                         -rows[c]['mean_auroc']))
+
+
+def install() -> None:
+    """Copy each bundle's chosen candidate to models/<name> (named, provenance says why)."""
+    from leanood_ros.bundle import save_bundle
+    results = json.loads((OUT / 'results.json').read_text())
+    for name, rows in results['bundles'].items():
+        cand = choose(rows)
+        path = {'as_is': REPO / 'models' / name}.get(cand, WORK / f'{name}_{cand}')
+        b = load_bundle(path)
+        b.manifest['name'] = name
+        b.manifest.setdefault('provenance', {})['selected'] = (
+            f'candidate {cand} of tools/experiments/robust_heads.py on validation '
+            f'(benchmarks/robust): {json.dumps({k: rows[cand][k] for k in ("flagged", "delay_mean", "fa_normal", "fa_benign_camera")})}')
+        rows['chosen'] = cand
+        if cand != 'as_is':
+            save_bundle(b, REPO / 'models' / name, force=True)
+        print(name, '->', cand)
+    (OUT / 'results.json').write_text(json.dumps(results, indent=1))
+    write_report(results)
+
+
 if __name__ == '__main__':
-    main(sys.argv[1:] or ['vae_lean', 'earlin_lite0', 'vae_student64_fp32', 'vae_baseline'])
+    if sys.argv[1:] == ['--install']:
+        install()
+    else:
+        main(sys.argv[1:] or ['vae_lean', 'earlin_lite0', 'vae_student64_fp32', 'vae_baseline'])
