@@ -24,6 +24,7 @@ class BackendError(RuntimeError):
 
 
 class InferenceBackend(ABC):
+    fallback_reason = ''   # why a requested GPU is not used ('' when it is, or was not asked)
     name = 'abstract'
 
     def __init__(self, graph: GraphSpec):
@@ -86,8 +87,15 @@ class OnnxRuntimeBackend(InferenceBackend):
             raise BundleError(f'{graph.path}: onnxruntime cannot load this graph: {exc}') from exc
         in_use = self.session.get_providers()
         self._provider = in_use[0] if in_use else 'unknown'
+        self.fallback_reason = '' if not self.fell_back else (
+            'this onnxruntime has no GPU provider (available: '
+            f'{", ".join(available)}): install onnxruntime-gpu (on a Jetson NVIDIA\'s wheel) '
+            'instead of onnxruntime' if not any(p in available for p in _GPU_PROVIDERS) else
+            f'the GPU providers ({", ".join(p for p in _GPU_PROVIDERS if p in available)}) '
+            'failed to start: the CUDA/cuDNN/TensorRT libraries were not found or no GPU is '
+            'visible (onnxruntime logs the cause at log_severity 2)')
         if device == 'gpu' and self.fell_back and require_gpu:
-            raise BackendError(f'require_gpu is set but the GPU providers failed to start; '
+            raise BackendError(f'require_gpu is set but {self.fallback_reason}; '
                                f'running on {self._provider}')
         names = {i.name for i in self.session.get_inputs()}
         if graph.input not in names:

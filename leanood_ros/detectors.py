@@ -53,6 +53,7 @@ class Detector:
     name = 'detector'
     provider = 'none'
     fell_back = False
+    fallback_reason = ''
 
     def infer(self, image: DecodedImage) -> Inference:
         raise NotImplementedError
@@ -90,6 +91,10 @@ class BundleDetector(Detector):
     @property
     def fell_back(self) -> bool:
         return bool(self.backend is not None and self.backend.fell_back)
+
+    @property
+    def fallback_reason(self) -> str:
+        return getattr(self.backend, 'fallback_reason', '') if self.fell_back else ''
 
     def _outputs(self, batch_hwc: np.ndarray) -> dict:
         if self._builtin:

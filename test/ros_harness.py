@@ -21,7 +21,9 @@ def ros_env(domain_id: int, **extra) -> dict:
     env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                PYTHONUNBUFFERED='1', RCUTILS_COLORIZED_OUTPUT='0')
     paths = [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p]
-    env['PYTHONPATH'] = os.pathsep.join([str(REPO)] + paths)
+    # the package, and the test helpers (bundle_factory) for helper processes such as
+    # test/helpers/synthetic_camera.py
+    env['PYTHONPATH'] = os.pathsep.join([str(REPO), str(REPO / 'test')] + paths)
     env.update({k: str(v) for k, v in extra.items()})
     return env
 

@@ -366,8 +366,10 @@ def test_require_gpu_without_gpu_provider_is_a_startup_error(tiny_bundle):
     b = load_bundle(tiny_bundle)
     if 'CUDAExecutionProvider' in ort.get_available_providers():
         pytest.skip('a GPU provider is installed here')
-    be = make_backend(b, device='gpu')          # falls back, and says so
+    be = make_backend(b, device='gpu')          # falls back, and says why
     assert be.fell_back and be.provider == 'CPUExecutionProvider'
+    assert 'no GPU provider' in be.fallback_reason and 'onnxruntime-gpu' in be.fallback_reason
+    assert build_detector(b, device='gpu').fallback_reason == be.fallback_reason
     with pytest.raises(BackendError, match='require_gpu'):
         make_backend(b, device='gpu', require_gpu=True)
     with pytest.raises(BackendError, match='backend must be one of'):

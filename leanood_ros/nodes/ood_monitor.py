@@ -104,7 +104,9 @@ class MonitorShell:
         detector = build_detector(bundle, values['backend'], values['device'], values['threads'],
                                   values['require_gpu'])
         if detector.fell_back:
-            self.get_logger().warning(f'device=gpu requested but running on {detector.provider}')
+            self.get_logger().warning(f'device=gpu requested but running on '
+                                      f'{detector.provider}: {detector.fallback_reason} '
+                                      f'(require_gpu:=true refuses to start instead)')
         getattr(detector, 'self_test', lambda: None)()   # known answers: BundleError -> exit 2
         try:   # a bundle that loads but cannot run refuses to start rather than judge blind
             self._warm_ms = detector.warm_up()

@@ -10,8 +10,6 @@ as stamp, so the test can match verdicts to frames.  Waits for a subscriber befo
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-import sys
 import time
 
 import cv2
@@ -20,8 +18,7 @@ import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bundle_factory import id_frame, ood_frame  # noqa: E402
+from bundle_factory import id_frame, ood_frame   # on PYTHONPATH (ros_harness.ros_env)
 
 BAD = ('truncated', 'step', 'encoding', 'zero', 'jpeg')
 
