@@ -37,11 +37,15 @@ def fit_head(bundle: ModelBundle, images: np.ndarray, threads: int = 2) -> None:
     bundle.head.fit(head_inputs(det, images, progress='fitting the head'))
 
 
-def calibrate(bundle: ModelBundle, images: np.ndarray, source: str, threads: int = 2,
-              detector: BundleDetector | None = None) -> np.ndarray:
-    """Score held-out ID frames (the conformal calibration set) and record the self-test."""
+def calibrate(bundle: ModelBundle, images: np.ndarray | None, source: str, threads: int = 2,
+              detector: BundleDetector | None = None,
+              scores: np.ndarray | None = None) -> np.ndarray:
+    """Score held-out ID frames (the conformal calibration set) and record the self-test.
+
+    `scores` instead of `images`: the frames were already scored by this bundle's detector.
+    """
     det = detector or build_detector(bundle, threads=threads)
-    scores = det.predict_resized(images)
+    scores = det.predict_resized(images) if scores is None else np.asarray(scores, np.float64)
     if scores.size and not np.all(np.isfinite(scores)):
         raise ValueError(f'bundle {bundle.name}: non-finite scores on calibration frames')
     bundle.calibration_scores = np.sort(scores)

@@ -29,3 +29,19 @@ def test_tuning_takes_no_ood_data():
     params = list(inspect.signature(tune_decision).parameters)
     assert params[:2] == ['calibration', 'id_sequences']
     assert not any('ood' in p for p in params)
+
+
+def test_leave_one_recording_out_is_no_tighter_than_in_sample():
+    """Tuning on the calibration recordings themselves: each judged without its own scores."""
+    import numpy as np
+    from leanood_ros.evaluation.tune import tune_decision
+    rng = np.random.default_rng(4)
+    # recordings differ a little from each other, as drives of one place do
+    parts = [rng.gamma(2.0, 1.0 + 0.15 * k, 120) for k in range(4)]
+    cal = np.concatenate(parts)
+    in_sample = tune_decision(cal, parts, windows=(2,), drifts=(0.5,), votes=())
+    loo = tune_decision(cal, parts, windows=(2,), drifts=(0.5,), votes=(),
+                        sequence_calibrations=[np.concatenate(parts[:i] + parts[i + 1:])
+                                               for i in range(4)])
+    assert loo['tuning']['peak_id_cusum'] >= in_sample['tuning']['peak_id_cusum']
+    assert 'without itself' in loo['tuning']['method']

@@ -45,22 +45,29 @@ def tune_decision(calibration, id_sequences, margin: float = 1.5, min_threshold:
                   windows=(1, 2, 4, 8), drifts=(0.0, 0.5, 1.0, 2.0),
                   votes=((2, 2), (2, 3), (3, 3), (3, 4), (3, 5)),
                   alphas=(0.001, 0.002, 0.005, 0.01), recovery_frames: int = 10,
-                  alpha: float = 0.01) -> dict:
-    """id_sequences: list of score arrays of held-out ID recordings (e.g. validation, new map)."""
-    pv = ConformalPValues(calibration)
+                  alpha: float = 0.01, sequence_calibrations=None) -> dict:
+    """Tune on `id_sequences`, score arrays of held-out ID recordings (validation, a new map).
+
+    `sequence_calibrations`, one calibration array per sequence, judges each sequence against
+    the calibration scores *without its own* (leave one recording out): when the only normal
+    sequences are the calibration recordings themselves, their in-sample p-values would make
+    the threshold too tight for the next recording.
+    """
+    cals = list(sequence_calibrations or [calibration] * len(id_sequences))
+    pv = ConformalPValues(min(cals, key=len))
     candidates = []
     for window, drift in itertools.product(windows, drifts):
         probe = DecisionConfig(alpha=alpha, fusion='cusum', cusum_window=window, cusum_drift=drift,
                                cusum_threshold=1e4, recovery_frames=recovery_frames)
-        peak = max(max((d.fused for d in _run(s, calibration, probe)), default=0.0)
-                   for s in id_sequences)
+        peak = max(max((d.fused for d in _run(s, cal, probe)), default=0.0)
+                   for s, cal in zip(id_sequences, cals))
         cfg = probe.replace(cusum_threshold=float(max(min_threshold, margin * peak)))
         candidates.append((cfg, {'peak_id_cusum': round(peak, 3), 'margin': margin}))
     for (k, n), a in itertools.product(votes, alphas):
         if a < pv.min_alpha or k > n:
             continue
-        thr = pv.threshold(a)
-        worst = max(_max_flagged_in_window(np.asarray(s) > thr, n) for s in id_sequences)
+        worst = max(_max_flagged_in_window(np.asarray(s) > ConformalPValues(cal).threshold(a), n)
+                    for s, cal in zip(id_sequences, cals))
         if worst <= k - 2:   # quiet with one frame to spare
             cfg = DecisionConfig(alpha=a, fusion='vote', vote_k=k, vote_n=n,
                                  recovery_frames=recovery_frames)
@@ -81,7 +88,9 @@ def tune_decision(calibration, id_sequences, margin: float = 1.5, min_threshold:
     else:
         out.update(vote_k=cfg.vote_k, vote_n=cfg.vote_n)
     out['tuning'] = {'method': 'ID-only: quiet on held-out ID sequences with a margin; fastest '
-                               'reaction to a synthetic worst-case shift', **info,
+                               'reaction to a synthetic worst-case shift'
+                               + ('; each sequence against the calibration without itself'
+                                  if sequence_calibrations else ''), **info,
                      'synthetic_delay_frames': delay, 'id_sequences': len(id_sequences),
                      'candidates': len(candidates)}
     return out

@@ -88,7 +88,7 @@ def adapt_bundle(src, out, fit_paths, calib_paths=(), id_paths=(), mode: str = '
     from ..calibration import calibrate, head_inputs
     from ..data.benign import benign_frames
     from ..detectors import build_detector
-    from ..evaluation.tune import tune_bundle
+    from ..evaluation.tune import tune_bundle, tune_decision
     from ..heads import WhitenedKnnHead
     from .export import provenance
     if mode not in MODES:
@@ -153,14 +153,16 @@ def adapt_bundle(src, out, fit_paths, calib_paths=(), id_paths=(), mode: str = '
             n_prior = int(bundle.manifest.get('detector', {}).get('fit_frames', 0)) or len(x)
             head.whitener = head.whitener.pooled(x[head.inputs[0]], n_prior)
             summary['pooled_with_prior_frames'] = n_prior
-    cal = _id_frames(calib_paths, bundle.preprocessing, 1, '--calib').images
+    cal_parts = [_id_frames([p], bundle.preprocessing, 1, '--calib').images
+                 for p in calib_paths]         # per recording: for leave-one-out tuning
+    n_cal = sum(len(c) for c in cal_parts)
     need = _min_calibration(bundle)
-    if len(cal) < need:
-        raise AdaptError(f'--calib gave {len(cal)} frames; the decision alpha needs at least '
+    if n_cal < need:
+        raise AdaptError(f'--calib gave {n_cal} frames; the decision alpha needs at least '
                          f'{need} (the smallest conformal p-value is 1/(n+1))')
+    extra_cal = benign_frames(calib_paths, bundle.preprocessing, benign, seed=2) if benign \
+        else None
     if benign:
-        cal = np.concatenate([cal, benign_frames(calib_paths, bundle.preprocessing, benign,
-                                                 seed=2)])
         summary['benign_variants'] = benign
     manifest = json.loads(json.dumps(bundle.manifest))
     manifest['name'] = out.name
@@ -189,9 +191,21 @@ def adapt_bundle(src, out, fit_paths, calib_paths=(), id_paths=(), mode: str = '
                     bundle.path / spec['torch']['file'], spec['torch']['sha256'], 'torch twin'))
         new = ModelBundle.draft(tmp, manifest, head)
         det = build_detector(new, threads=2)
-        calibrate(new, cal, ', '.join(Path(p).name for p in calib_paths)
-                  + (f' (+{benign} benign camera variants each)' if benign else ''), detector=det)
-        tune_bundle(new, id_paths, detector=det)
+        parts = [det.predict_resized(c) for c in cal_parts]
+        extra = [det.predict_resized(extra_cal)] if benign else []
+        cal = np.concatenate(parts + extra)
+        calibrate(new, None, ', '.join(Path(p).name for p in calib_paths)
+                  + (f' (+{benign} benign camera variants each)' if benign else ''),
+                  detector=det, scores=cal)
+        if id_paths == calib_paths and len(parts) > 1:
+            # the only normal sequences are the calibration recordings: judge each against
+            # the calibration without itself, as the next recording will be judged
+            new.manifest['decision'] = tune_decision(
+                new.calibration_scores, parts, sequence_calibrations=[
+                    np.concatenate(parts[:i] + parts[i + 1:] + extra)
+                    for i in range(len(parts))])
+        else:
+            tune_bundle(new, id_paths, detector=det)
         save_bundle(new, out, force=force)
     summary.update(out=str(out), calibration_frames=len(cal), decision=new.manifest['decision'],
                    calib_recordings=[str(p) for p in calib_paths])
