@@ -243,7 +243,8 @@ def test_node_refuses_to_run_blind(tiny_bundle, domain_id, tmp_path, damage):
     assert expected in out, out
     fatal = [line for line in out.splitlines() if 'cannot start' in line]
     assert len(fatal) == 1 and expected in fatal[0], out      # one line says it all
-    fault_table.record(f'bundle: {BUNDLE_DAMAGE[damage]} (node start-up)',
+    kind = 'parameter' if damage == 'bad_param' else 'bundle'
+    fault_table.record(f'{kind}: {BUNDLE_DAMAGE[damage]} (node start-up)',
                        'exit 2 with one line naming the file and the problem',
                        f'exit {rc} after {took:.1f} s: '
                        f'"...{fatal[0].split(str(tmp_path))[-1][:90]}"')
