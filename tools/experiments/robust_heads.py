@@ -141,11 +141,13 @@ def choose(rows: dict) -> str:
     return min(ok or [c for c in rows if c != 'chosen'], key=cost)
 
 
-def install() -> None:
+def install(names=()) -> None:
     """Copy each bundle's chosen candidate to models/<name> (named, provenance says why)."""
     from leanood_ros.bundle import save_bundle
     results = json.loads((OUT / 'results.json').read_text())
     for name, rows in results['bundles'].items():
+        if names and name not in names:
+            continue
         cand = choose(rows)
         b = load_bundle(REPO / rows[cand]['path'] if not Path(rows[cand]['path']).is_absolute()
                         else rows[cand]['path'])
@@ -163,7 +165,7 @@ def install() -> None:
 
 
 if __name__ == '__main__':
-    if sys.argv[1:] == ['--install']:
-        install()
+    if sys.argv[1:2] == ['--install']:
+        install(sys.argv[2:])
     else:
         main(sys.argv[1:] or ['vae_lean', 'earlin_lite0', 'vae_student64_fp32', 'vae_baseline'])
