@@ -6,6 +6,8 @@ here): the preprocessor resizes first and reorders colours on the small image, w
 cheaper than converting a full 640x480 frame.  `decode_compressed` decodes jpeg/png bytes
 after reading their size from the PNG IHDR / JPEG SOF header: a decompression bomb is refused
 before a byte is allocated, and no other OpenCV decoder (BMP, TIFF, PFM, WebP...) is reachable.
+Given a `min_size`, a big JPEG is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's scaled inverse
+DCT, a block average) as long as the result stays at least that size.
 Every malformed frame raises `FrameError` with a reason; nothing else escapes.
 """
 from __future__ import annotations
@@ -48,6 +50,11 @@ _MAGIC = {'jpeg': b'\xff\xd8\xff', 'png': b'\x89PNG\r\n\x1a\n'}
 # JPEG start-of-frame markers (SOF0-15 less DHT C4, JPG C8, DAC CC) and markers without length
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _STANDALONE = frozenset([0x01, *range(0xD0, 0xD8)])
+# scale denominator -> OpenCV's reduced-resolution JPEG decode, (mono, colour)
+_REDUCED = {8: (cv2.IMREAD_REDUCED_GRAYSCALE_8, cv2.IMREAD_REDUCED_COLOR_8),
+            4: (cv2.IMREAD_REDUCED_GRAYSCALE_4, cv2.IMREAD_REDUCED_COLOR_4),
+            2: (cv2.IMREAD_REDUCED_GRAYSCALE_2, cv2.IMREAD_REDUCED_COLOR_2),
+            1: (cv2.IMREAD_GRAYSCALE, cv2.IMREAD_COLOR)}
 
 
 class FrameError(ValueError):
@@ -120,12 +127,14 @@ def decode_raw(encoding: str, height: int, width: int, step: int, is_bigendian: 
     return DecodedImage(rows.reshape(height, width, channels), order)
 
 
-def decode_compressed(fmt: str, data) -> DecodedImage:
+def decode_compressed(fmt: str, data, min_size: tuple | None = None) -> DecodedImage:
     """Decode a `sensor_msgs/CompressedImage` (jpeg or png) to BGR or mono uint8 pixels.
 
     `fmt` is the message's `format` ("jpeg", "png", "bgr8; jpeg compressed bgr8", ...; empty:
     told by the bytes); the bytes' signature must match it.  16-bit and alpha are dropped while
-    decoding, so the result is always 8-bit mono or BGR of the size the header declares.
+    decoding, so the result is always 8-bit mono or BGR of the size the header declares, or
+    for a JPEG with `min_size` (width, height): the header size divided by the largest of 2, 4
+    or 8 (rounded up) that keeps both sides at least `min_size`.
     """
     kind = compressed_kind(fmt)
     buf = _as_uint8_buffer(data)
@@ -144,17 +153,21 @@ def decode_compressed(fmt: str, data) -> DecodedImage:
     if width * height > MAX_PIXELS:
         raise FrameError(f'image too large ({width}x{height} {actual}, at most {MAX_PIXELS} '
                          f'pixels)')
-    flags = (cv2.IMREAD_GRAYSCALE if mono else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
+    scale = 1
+    if actual == 'jpeg' and min_size is not None:
+        scale = next(f for f in _REDUCED
+                     if f == 1 or (width // f >= min_size[0] and height // f >= min_size[1]))
+    flags = _REDUCED[scale][0 if mono else 1] | cv2.IMREAD_IGNORE_ORIENTATION
     try:
         img = cv2.imdecode(buf, flags)
     except cv2.error as exc:
         raise FrameError(f'undecodable {actual} image: {str(exc).strip()[-80:]}') from exc
     if img is None or img.size == 0:
         raise FrameError(f'undecodable {actual} image ({buf.size} bytes)')
-    expected = (height, width) if mono else (height, width, 3)
-    if img.dtype != np.uint8 or img.shape != expected:
+    expected = (-(-height // scale), -(-width // scale))
+    if img.dtype != np.uint8 or img.shape != (expected if mono else (*expected, 3)):
         raise FrameError(f'{actual} decoded to {img.dtype} {img.shape}, header said {width}x'
-                         f'{height}')
+                         f'{height}' + (f' (1/{scale} scale)' if scale > 1 else ''))
     return DecodedImage(img[..., None], 'mono') if mono else DecodedImage(img, 'bgr')
 
 

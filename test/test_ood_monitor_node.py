@@ -248,3 +248,24 @@ def test_node_refuses_to_run_blind(tiny_bundle, domain_id, tmp_path, damage):
                        'exit 2 with one line naming the file and the problem',
                        f'exit {rc} after {took:.1f} s: '
                        f'"...{fatal[0].split(str(tmp_path))[-1][:90]}"')
+
+
+def test_big_compressed_frames_are_judged(tiny_bundle, domain_id, tmp_path, listener):
+    # 1080p JPEG: the tiny bundle (32x32, area) decodes it at 1/4 scale
+    mon = start_monitor(tiny_bundle, domain_id, tmp_path, 'compressed:=true')
+    try:
+        wait_until_connected(listener, mon)
+        cam = start_camera(domain_id, tmp_path, 'id:5,bad:1,ood:5', '--rate', '5',
+                           '--compressed', '--width', '1920', '--height', '1080')
+        assert cam.wait(60) == 0, cam.output()
+        # under load a big frame can come late (retransmitted) and the node judges only the
+        # newest: wait for a judged OOD frame, not for every frame
+        assert listener.wait_for(lambda: any(
+            ':ood:' in m.header.frame_id and status_values(m)['is_safe'] == 'False'
+            for _, m in listener.get('ood/status')), 5), last_diagnostics(listener)
+        assert {m.header.frame_id.split(':')[2] for _, m in listener.get('ood/status')} \
+            == {'id', 'ood'}
+        assert listener.wait_for(
+            lambda: int(last_diagnostics(listener).get('frames_rejected', 0)) == 1, 3)
+    finally:
+        mon.stop()

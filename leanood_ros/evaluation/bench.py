@@ -3,6 +3,8 @@
     leanood bench detectors [--models vae_baseline,vae_lean,earlin_lite0]
                                                     # side by side, 1 and 2 threads
     leanood bench node      [--model vae_lean] [--rates 30,60,120,240]  # real DDS, 640x480
+                            [--size 1920x1080] [--compressed]           # other frames, JPEG
+    leanood bench big_frames --out benchmarks/big_frames  # big JPEGs, reduced decode, memory
     leanood bench soak      [--minutes 10]          # resident memory slope
     leanood bench faults                            # burst, stall, slow, malformed
     leanood bench all       --out benchmarks/       # everything, JSON + markdown
@@ -154,7 +156,9 @@ class NodeRun:
         from rclpy.executors import SingleThreadedExecutor
         from std_msgs.msg import Bool
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-        self.domain = random.Random(time.time_ns()).randint(120, 230)
+        # LEANOOD_BENCH_DOMAIN pins the ROS domain (machines shared with other test runs)
+        self.domain = int(os.environ.get('LEANOOD_BENCH_DOMAIN', 0)) or \
+            random.Random(time.time_ns()).randint(120, 230)
         self.env = _env(self.domain)
         os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(PROFILE)
         params = ['-p', f'model:={model}', '-p', 'deadline_ms:=100.0']
@@ -208,9 +212,11 @@ class NodeRun:
             if 'frames_received' in kv:
                 self.diag.append((time.monotonic(), kv))
 
-    def camera(self, schedule: str, bad: float = 0.0, cpu: int = 1) -> dict:
+    def camera(self, schedule: str, bad: float = 0.0, cpu: int = 1, size=(640, 480),
+               compressed: bool = False) -> dict:
         cmd = [sys.executable, '-m', 'leanood_ros.evaluation.bench_camera', '--schedule', schedule,
-               '--bad', str(bad)]
+               '--bad', str(bad), '--width', str(size[0]), '--height', str(size[1])]
+        cmd += ['--compressed'] if compressed else []
         if os.cpu_count() > 1:
             cmd = ['taskset', '-c', str(cpu)] + cmd
         out = subprocess.run(cmd, env=self.env, capture_output=True, text=True)
@@ -254,14 +260,16 @@ def _pct(xs, q):
     return float(np.percentile(xs, q)) if len(xs) else float('nan')
 
 
-def bench_node(model: str = 'vae_lean', rates=(30, 60, 120, 240), seconds: float = 10.0) -> dict:
-    run = NodeRun(model)
+def bench_node(model: str = 'vae_lean', rates=(30, 60, 120, 240), seconds: float = 10.0,
+               size=(640, 480), compressed: bool = False) -> dict:
+    run = NodeRun(model, ['compressed:=true'] if compressed else [])
     rows = []
     try:
+        idle_rss = run.rss_mb()
         for rate in rates:
             before = run.last_diag()
             n0 = len(run.status)
-            cam = run.camera(f'{rate}:{seconds}')
+            cam = run.camera(f'{rate}:{seconds}', size=size, compressed=compressed)
             st = run.status[n0:]
             d = run.last_diag()
             delta = {k: int(d.get(k, 0)) - int(before.get(k, 0))
@@ -286,7 +294,8 @@ def bench_node(model: str = 'vae_lean', rates=(30, 60, 120, 240), seconds: float
     sustained = [r['rate_hz'] for r in rows if r['sustained']]
     return {'model': model, 'node_cpu': 'pinned to one core (taskset -c 0)', 'rows': rows,
             'max_sustained_hz': max(sustained) if sustained else None, 'exit_code': rc,
-            'fastdds_profile': str(PROFILE.relative_to(REPO))}
+            'fastdds_profile': str(PROFILE.relative_to(REPO)), 'idle_rss_mb': idle_rss,
+            'input': f"{size[0]}x{size[1]} {'jpeg' if compressed else 'rgb8'}"}
 
 
 def bench_soak(model: str = 'vae_lean', minutes: float = 10.0, rate: float = 30.0) -> dict:
@@ -390,7 +399,8 @@ def markdown(results: dict) -> str:
                 f" | {r['macs'] / 1e6:.1f} | {r['peak_rss_mb']:.0f} |")
     if 'node' in results:
         n = results['node']
-        lines += ['', f"## Node over DDS ({n['model']}, 640x480 rgb8, {n['node_cpu']}, Fast DDS "
+        lines += ['', f"## Node over DDS ({n['model']}, {n.get('input', '640x480 rgb8')}, "
+                      f"{n['node_cpu']}, Fast DDS "
                       f"profile `{n['fastdds_profile']}`)", '',
                   '| camera Hz | sent / judged / skipped | end-to-end p50 / p99 ms |'
                   ' transport p50 |'
@@ -425,13 +435,20 @@ def main(argv=None) -> int:
     if argv[:1] == ['adapt']:      # the new-camera benchmark has arguments of its own
         from .bench_adapt import main as bench_adapt
         return bench_adapt(argv[1:])
+    if argv[:1] == ['big_frames']:
+        from .bench_big_frames import main as bench_big_frames
+        return bench_big_frames(argv[1:])
     ap = argparse.ArgumentParser(prog='leanood bench', description=__doc__.splitlines()[0])
-    ap.add_argument('what', choices=('detectors', 'node', 'soak', 'faults', 'all', 'adapt'),
-                    help='adapt: the new-camera benchmark (leanood bench adapt --help)')
+    ap.add_argument('what', choices=('detectors', 'node', 'soak', 'faults', 'all', 'adapt',
+                                     'big_frames'),
+                    help='adapt: the new-camera benchmark (leanood bench adapt --help); '
+                         'big_frames: big JPEGs and node memory (leanood bench big_frames -h)')
     ap.add_argument('--models', default=','.join(DEFAULT_MODELS))
     ap.add_argument('--model', default='vae_lean')
     ap.add_argument('--rates', default='30,60,120,240')
     ap.add_argument('--minutes', type=float, default=10.0)
+    ap.add_argument('--size', default='640x480', help='node: camera frame size WxH')
+    ap.add_argument('--compressed', action='store_true', help='node: JPEG CompressedImage')
     ap.add_argument('--out', type=Path, help='folder for results.json and README.md')
     a = ap.parse_args(argv)
     results = {'machine': machine()}
@@ -440,7 +457,9 @@ def main(argv=None) -> int:
     if a.what in ('detectors', 'all'):
         results['detectors'] = bench_detectors([m for m in a.models.split(',') if m])
     if a.what in ('node', 'all'):
-        results['node'] = bench_node(a.model, tuple(int(r) for r in a.rates.split(',')))
+        results['node'] = bench_node(a.model, tuple(int(r) for r in a.rates.split(',')),
+                                     size=tuple(int(x) for x in a.size.lower().split('x')),
+                                     compressed=a.compressed)
     if a.what in ('faults', 'all'):
         results['faults'] = bench_faults(a.model)
     if a.what in ('soak', 'all'):

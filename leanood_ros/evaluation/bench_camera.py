@@ -1,11 +1,12 @@
-"""A benchmark camera process: publishes real 640x480 frames on a schedule.
+"""A benchmark camera process: publishes real frames (640x480 unless told) on a schedule.
 
     python -m leanood_ros.evaluation.bench_camera --schedule 30:10,300:3,0:3,30:10 [--bad 0.1]
 
 The schedule is a list of `rate_hz:seconds` segments (rate 0 = a stalled camera).  Frames are
 the sample recording's frames (decoded once, upscaled to --width x --height if needed) as raw
-rgb8 Images; a fraction `--bad` of them is malformed (truncated).  Stamps are taken at publish
-time.  Waits for a subscriber before starting; prints a JSON summary at the end.
+rgb8 Images, or with --compressed as JPEG (quality 90) CompressedImages; a fraction `--bad` of
+them is malformed (truncated).  Stamps are taken at publish time.  Waits for a subscriber before
+starting; prints a JSON summary at the end.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import cv2
 import numpy as np
 
 
-def load_frames(width: int, height: int, limit: int = 40) -> list:
+def load_frames(width: int, height: int, limit: int = 40, jpeg: bool = False) -> list:
     from ..data.recordings import open_recording
     from ..image_conversion import to_rgb
     from ..nodes.camera_replay import sample_recording
@@ -28,7 +29,8 @@ def load_frames(width: int, height: int, limit: int = 40) -> list:
             rgb = to_rgb(frame.image)
             if rgb.shape[:2] != (height, width):
                 rgb = cv2.resize(rgb, (width, height))
-            out.append(np.ascontiguousarray(rgb).tobytes())
+            out.append(cv2.imencode('.jpg', rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
+                       .tobytes() if jpeg else np.ascontiguousarray(rgb).tobytes())
             if len(out) >= limit:
                 break
     return out
@@ -37,28 +39,33 @@ def load_frames(width: int, height: int, limit: int = 40) -> list:
 def main(argv=None) -> int:
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CompressedImage, Image
     ap = argparse.ArgumentParser()
     ap.add_argument('--schedule', default='30:10')
     ap.add_argument('--width', type=int, default=640)
     ap.add_argument('--height', type=int, default=480)
     ap.add_argument('--bad', type=float, default=0.0, help='fraction of malformed frames')
     ap.add_argument('--best-effort', action='store_true')
+    ap.add_argument('--compressed', action='store_true', help='JPEG on image/compressed')
     a = ap.parse_args(argv)
-    frames = load_frames(a.width, a.height)
+    frames = load_frames(a.width, a.height, jpeg=a.compressed)
     rclpy.init()
     node = rclpy.create_node('bench_camera')
     qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT if a.best_effort
                      else ReliabilityPolicy.RELIABLE)
-    pub = node.create_publisher(Image, 'image', qos)
+    if a.compressed:
+        pub = node.create_publisher(CompressedImage, 'image/compressed', qos)
+        msg = CompressedImage(format='jpeg')
+    else:
+        pub = node.create_publisher(Image, 'image', qos)
+        msg = Image(height=a.height, width=a.width, encoding='rgb8', step=a.width * 3,
+                    is_bigendian=0)
     deadline = time.monotonic() + 30
     while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(1.0)
     rng = np.random.default_rng(0)
     sent = bad = 0
-    msg = Image(height=a.height, width=a.width, encoding='rgb8', step=a.width * 3,
-                is_bigendian=0)
     msg.header.frame_id = 'camera'
     t_start = time.monotonic()
     for seg in a.schedule.split(','):

@@ -279,7 +279,8 @@ class MonitorShell:
 
     def _decode(self, msg):
         if isinstance(msg, CompressedImage):
-            return decode_compressed(msg.format, msg.data)
+            return decode_compressed(msg.format, msg.data,
+                                     self.bundle.preprocessing.min_decode_size)
         return decode_raw(msg.encoding, msg.height, msg.width, msg.step, bool(msg.is_bigendian),
                           msg.data)
 

@@ -15,6 +15,7 @@ import time
 import cv2
 import numpy as np
 import rclpy
+from rclpy.duration import Duration
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -23,8 +24,8 @@ from bundle_factory import id_frame, ood_frame   # on PYTHONPATH (ros_harness.ro
 BAD = ('truncated', 'step', 'encoding', 'zero', 'jpeg')
 
 
-def make_msg(kind, rng, index, compressed, stamp, w, h):
-    frame_id = f'cam:{index}:{kind}:{stamp.sec}.{stamp.nanosec:09d}'
+def make_msg(kind, rng, index, compressed, clock, w, h):
+    suffix = ''
     if compressed:
         msg = CompressedImage(format='jpeg')
         if kind == 'bad':
@@ -36,7 +37,7 @@ def make_msg(kind, rng, index, compressed, stamp, w, h):
         msg = Image(height=h, width=w, encoding='rgb8', step=w * 3)
         if kind == 'bad':
             flavour = BAD[index % len(BAD)]
-            frame_id += ':' + flavour
+            suffix = ':' + flavour
             data = id_frame(rng, h, w).tobytes()
             if flavour == 'truncated':
                 data = data[: len(data) // 2]
@@ -53,7 +54,9 @@ def make_msg(kind, rng, index, compressed, stamp, w, h):
         else:
             img = id_frame(rng, h, w) if kind == 'id' else ood_frame(rng, h, w)
             msg.data = img.tobytes()
-    msg.header.frame_id = frame_id
+    # stamped once built: a big frame takes long enough to make that its stamp would be stale
+    stamp = clock.now().to_msg()
+    msg.header.frame_id = f'cam:{index}:{kind}:{stamp.sec}.{stamp.nanosec:09d}{suffix}'
     msg.header.stamp = stamp
     return msg
 
@@ -86,11 +89,13 @@ def main(argv=None):
             continue
         for _ in range(int(value)):
             t0 = time.monotonic()
-            pub.publish(make_msg(kind, rng, index, args.compressed,
-                                 node.get_clock().now().to_msg(), args.width, args.height))
+            pub.publish(make_msg(kind, rng, index, args.compressed, node.get_clock(),
+                                 args.width, args.height))
             index += 1
             time.sleep(max(0.0, period - (time.monotonic() - t0)))
     print(f'published {index} frames', flush=True)
+    # a big reliable frame may still be in retransmission: leaving now would lose it
+    pub.wait_for_all_acked(Duration(seconds=5))
     time.sleep(0.5)
     node.destroy_node()
     rclpy.try_shutdown()
