@@ -430,6 +430,15 @@ def markdown(results: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def publish(results: dict, text: str, out: Path | None) -> None:
+    """Print a benchmark's report and, with `out`, record it (results.json + README.md)."""
+    print(text)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / 'results.json').write_text(json.dumps(results, indent=1, default=str))
+        (out / 'README.md').write_text(text)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ['adapt']:      # the new-camera benchmark has arguments of its own
@@ -465,11 +474,7 @@ def main(argv=None) -> int:
     if a.what in ('soak', 'all'):
         results['soak'] = bench_soak(a.model, a.minutes)
     text = markdown(results)
-    print(text)
-    if a.out:
-        a.out.mkdir(parents=True, exist_ok=True)
-        (a.out / 'results.json').write_text(json.dumps(results, indent=1, default=str))
-        (a.out / 'README.md').write_text(text)
+    publish(results, text, a.out)
     return 0
 
 

@@ -169,7 +169,7 @@ def plot(results: dict, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    from .bench import machine
+    from .bench import machine, publish
     ap = argparse.ArgumentParser(prog='leanood bench adapt', description=__doc__.splitlines()[0])
     ap.add_argument('--dataset', type=Path, default=Path('data/newcam/bags'))
     ap.add_argument('--reference', type=Path, help="the shipped bundles' dataset (calibrates "
@@ -183,11 +183,8 @@ def main(argv=None) -> int:
                   a.benign)
     results['machine'] = machine()
     text = markdown(results)
-    print(text)
+    publish(results, text, a.out)
     if a.out:
-        a.out.mkdir(parents=True, exist_ok=True)
-        (a.out / 'results.json').write_text(json.dumps(results, indent=1, default=str))
-        (a.out / 'README.md').write_text(text)
         plot(results, a.out / 'adapt.png')
     return 0
 

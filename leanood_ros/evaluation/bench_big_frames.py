@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import time
 import cv2
 import numpy as np
 
-from .bench import _env, _pct, bench_node, machine, REPO
+from .bench import _env, _pct, bench_node, machine, publish, REPO
 
 SIZES = ((640, 480), (1280, 720), (1920, 1080), (3840, 2160))
 SCALES = (2, 4, 8)
@@ -261,11 +260,7 @@ def main(argv=None) -> int:
                'score_drift': bench_score_drift(), 'ort_memory': bench_ort_memory(),
                'imports': bench_imports(), 'node': bench_nodes(a.seconds)}
     text = markdown(results)
-    print(text)
-    if a.out:
-        a.out.mkdir(parents=True, exist_ok=True)
-        (a.out / 'results.json').write_text(json.dumps(results, indent=1, default=str))
-        (a.out / 'README.md').write_text(text)
+    publish(results, text, a.out)
     return 0
 
 
