@@ -13,6 +13,11 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
+try:
+    from rclpy.subscription import MessageInfo
+except ImportError:   # Humble
+    MessageInfo = None
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -70,7 +75,7 @@ class Listener:
         self.node = rclpy.create_node('test_listener', namespace=namespace, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self.messages = {}
+        self.messages, self.sent = {}, {}
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
@@ -89,15 +94,28 @@ class Listener:
                          durability=(DurabilityPolicy.TRANSIENT_LOCAL if latched
                                      else DurabilityPolicy.VOLATILE))
         self.messages[topic] = []
+        self.sent[topic] = []
 
-        def cb(msg, topic=topic):
+        def record(msg, info=None, topic=topic):
             with self._lock:
                 self.messages[topic].append((time.monotonic(), msg))
-        self.node.create_subscription(msg_type, topic, cb, qos)
+                # when the publisher sent it (its host clock): unlike the receipt time, not
+                # reordered across topics when this process is starved and catches up
+                src = info['source_timestamp'] * 1e-9 if info else time.time()
+                self.sent[topic].append((src, msg))
+        if MessageInfo is None:        # rclpy before Iron: no message info
+            self.node.create_subscription(msg_type, topic, lambda m: record(m), qos)
+        else:
+            self.node.create_subscription(msg_type, topic, lambda m, i: record(m, i), qos)
 
     def get(self, topic):
         with self._lock:
             return list(self.messages[topic])
+
+    def get_sent(self, topic):
+        """Return (publisher's send time in s since the epoch, message) pairs."""
+        with self._lock:
+            return list(self.sent[topic])
 
     def wait_for(self, predicate, timeout: float, poll: float = 0.02) -> bool:
         deadline = time.monotonic() + timeout

@@ -80,9 +80,12 @@ def test_a_shift_stops_the_robot_within_the_monitors_delay_plus_one_command(
     finally:
         codes = [p.stop() for p in procs]
     assert codes == [0, 0, 0]
-    out = robot.get('cmd_vel_out')
-    t_onset = first(robot.get('camera_replay/label'), lambda m: m.frame_id == 'dark')
-    t_unsafe = first(robot.get('ood/is_safe'), lambda m: not m.data, after=t_open)
+    # send times, not receipt times: a starved test process takes queued messages topic by
+    # topic, so a stop could look received before the is_safe=false that caused it
+    t_open = first(robot.get_sent('safety_gate/state'), lambda m: m.data == 'open')
+    out = robot.get_sent('cmd_vel_out')
+    t_onset = first(robot.get_sent('camera_replay/label'), lambda m: m.frame_id == 'dark')
+    t_unsafe = first(robot.get_sent('ood/is_safe'), lambda m: not m.data, after=t_open)
     t_stop = first(out, is_zero, after=t_open)
     assert t_onset is not None and t_onset < t_unsafe
     assert first(out, lambda m: not is_zero(m), after=t_open) < t_onset   # it drove before
