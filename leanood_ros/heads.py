@@ -296,26 +296,24 @@ class WhitenedKnnHead(ScoreHead):
         room = self.max_bank - len(self.bank)
         if room <= 0 or len(x) == 0:
             return 0
-        resolution = np.quantile(np.sqrt(self._leave_one_out_nn()), resolution_quantile)
+        resolution = np.quantile(np.sqrt(self._nearest_sq(self._z, skip_self=True)),
+                                 resolution_quantile)
         nearest = np.sqrt(self._nearest_sq(z))
         keep = greedy_coreset(z, room, initial=nearest, stop_below=resolution)
         self._set_bank(np.concatenate([self.bank, x[keep]]))
         return int(len(keep))
 
-    def _nearest_sq(self, z: np.ndarray) -> np.ndarray:
+    def _nearest_sq(self, z: np.ndarray, skip_self: bool = False) -> np.ndarray:
+        """Squared distance of each whitened vector to its nearest bank vector.
+
+        `skip_self`: `z` is the bank itself, and a vector's own entry does not count.
+        """
         out = np.empty(len(z))
         for i in range(0, len(z), 512):   # bounded N x M temporaries
             c = z[i:i + 512]
             d2 = np.square(c).sum(axis=1)[:, None] + self._z_sq[None] - 2.0 * (c @ self._z_t)
-            out[i:i + 512] = np.maximum(d2.min(axis=1), 0.0)
-        return out
-
-    def _leave_one_out_nn(self) -> np.ndarray:
-        out = np.empty(len(self._z))
-        for i in range(0, len(self._z), 512):
-            c = self._z[i:i + 512]
-            d2 = np.square(c).sum(axis=1)[:, None] + self._z_sq[None] - 2.0 * (c @ self._z_t)
-            d2[np.arange(len(c)), np.arange(i, i + len(c))] = np.inf
+            if skip_self:
+                d2[np.arange(len(c)), np.arange(i, i + len(c))] = np.inf
             out[i:i + 512] = np.maximum(d2.min(axis=1), 0.0)
         return out
 
