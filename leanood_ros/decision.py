@@ -2,6 +2,12 @@
 
 - p-value of a score s against n ID calibration scores: (1 + #{cal >= s}) / (n + 1); under the ID
   hypothesis it is (super-)uniform, so `p <= alpha` flags at most a fraction alpha of ID frames.
+  Beyond the largest calibration score it stops at 1/(n + 1): a frame just past the calibration
+  range and one a hundred times past it are the same evidence.  `p_tail='exponential'` lets it
+  fall on instead, p = exp(-(s - max) / sigma) / (n + 1), sigma the mean excess of the top 5 %
+  of calibration scores over the next one (an exponential peaks-over-threshold fit): unchanged
+  inside the calibration range, so the per-frame false-alarm rate is too, while a clear shift
+  is strong evidence at once instead of after several frames.
 - Temporal fusion (optional):
   * 'cusum': an inductive conformal martingale over a sliding window of the last `window` p-values,
     with the simple-mixture betting function b(p) = integral_0^1 e p^(e-1) de, feeding a CUSUM on
@@ -21,6 +27,9 @@ import math
 import numpy as np
 
 FUSION_MODES = ('none', 'vote', 'cusum')
+P_TAILS = ('conformal', 'exponential')
+TAIL_FRACTION = 0.05   # of calibration scores fitting the exponential tail (at least 5)
+MIN_P = 1e-100         # keeps the betting function finite for any score
 
 
 class ConformalPValues:
@@ -30,8 +39,14 @@ class ConformalPValues:
             raise ValueError('calibration scores must be a non-empty finite 1-D array')
         self.cal = cal
         self.n = cal.size
+        k = min(self.n - 1, max(5, math.ceil(TAIL_FRACTION * self.n)))
+        excess = cal[self.n - k:] - cal[self.n - k - 1] if k > 0 else np.zeros(1)
+        # a degenerate tail (all equal) gets a tiny scale: anything beyond is a clear shift
+        self.tail_scale = max(float(np.mean(excess)), 1e-12 * max(1.0, abs(float(cal[-1]))))
 
-    def __call__(self, score: float) -> float:
+    def __call__(self, score: float, tail: str = 'conformal') -> float:
+        if tail == 'exponential' and score > self.cal[-1]:
+            return max(MIN_P, math.exp(-(score - self.cal[-1]) / self.tail_scale) / (self.n + 1))
         at_or_above = self.n - int(np.searchsorted(self.cal, score, side='left'))
         return (1 + at_or_above) / (self.n + 1)
 
@@ -69,6 +84,7 @@ class DecisionConfig:
     cusum_drift: float = 1.0
     cusum_threshold: float = 12.0
     recovery_frames: int = 10
+    p_tail: str = 'conformal'
 
     def validate(self) -> list:
         p = []
@@ -86,6 +102,8 @@ class DecisionConfig:
             p.append('cusum_drift must be >= 0 and cusum_threshold > 0')
         if self.recovery_frames < 0:
             p.append('recovery_frames must be >= 0')
+        if self.p_tail not in P_TAILS:
+            p.append(f'p_tail must be one of {P_TAILS}, got {self.p_tail!r}')
         return p
 
     def replace(self, **changes) -> 'DecisionConfig':
@@ -144,7 +162,7 @@ class DecisionEngine:
 
     def update(self, score: float) -> Decision:
         c = self.config
-        p = self.pvalues(score)
+        p = self.pvalues(score, c.p_tail)
         thr = self.threshold
         frame_ood = score > thr
         if c.fusion == 'none':

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .backends import BACKENDS, DEVICES
 from .bundle import FAMILIES
-from .decision import DecisionConfig, FUSION_MODES
+from .decision import DecisionConfig, FUSION_MODES, P_TAILS
 from .monitor import MonitorSettings
 
 
@@ -74,6 +74,10 @@ SPECS = (
     P('cusum_drift', 1.0, 'cusum: drift subtracted per frame.', range=(0.0, 1000.0)),
     P('cusum_threshold', 12.0, 'cusum: alarm threshold on the CUSUM statistic.',
       range=(0.01, 10000.0)),
+    P('p_tail', 'conformal', 'p-values beyond the largest calibration score: conformal (they '
+      'stop at 1/(n+1)) or exponential (they keep falling, fitted to the top 5 % of calibration '
+      "scores: a frame far past the calibration range is strong evidence at once; `leanood "
+      "tune`/`adapt` choose it).", choices=P_TAILS),
     P('recovery_frames', 10, 'Consecutive frames without alarm before the flag returns to '
       'safe (hysteresis).', range=(0, 100000)),
     P('input_timeout', 1.0, 'Seconds without a valid frame before the flag turns unsafe '
@@ -94,7 +98,7 @@ SPECS = (
 )
 BY_NAME = {s.name: s for s in SPECS}
 DECISION_KEYS = ('alpha', 'score_threshold', 'fusion', 'vote_k', 'vote_n', 'cusum_window',
-                 'cusum_drift', 'cusum_threshold', 'recovery_frames')
+                 'cusum_drift', 'cusum_threshold', 'recovery_frames', 'p_tail')
 SETTINGS_KEYS = ('input_timeout', 'deadline_ms', 'deadline_miss_unsafe', 'max_stamp_age',
                  'frozen_frames', 'watchdog_timeout')
 

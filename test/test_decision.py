@@ -32,6 +32,49 @@ def test_threshold_matches_p_value_rule(alpha):
     assert ConformalPValues([1.0] * 10).threshold(0.01) == math.inf  # below 1/(n+1)
 
 
+def test_exponential_tail_changes_nothing_inside_the_calibration_range():
+    pv = ConformalPValues(CAL)
+    inside = np.r_[np.linspace(CAL.min() - 1, CAL.max(), 2001), CAL]
+    assert all(pv(s, 'exponential') == pv(s) for s in inside)
+
+
+def test_exponential_tail_falls_on_beyond_the_largest_calibration_score():
+    pv = ConformalPValues(CAL)
+    top, n = CAL.max(), CAL.size
+    beyond = top + np.array([1e-9, 0.1, 1.0, 10.0, 1e3, 1e300])
+    ps = [pv(s, 'exponential') for s in beyond]
+    assert ps[0] == pytest.approx(1 / (n + 1))                 # continuous at the maximum
+    assert all(a > b for a, b in zip(ps, ps[1:-1]))            # strictly falling ...
+    assert ps[-1] == pytest.approx(1e-100) and math.isfinite(math.log(mixture_betting(ps[-1])))
+    assert all(pv(s) == pytest.approx(1 / (n + 1)) for s in beyond)   # conformal: flat
+    # the scale is the mean excess of the top 5 % over the next score (an exponential fit)
+    k = math.ceil(0.05 * n)
+    cal = np.sort(CAL)
+    assert pv.tail_scale == pytest.approx(np.mean(cal[-k:] - cal[-k - 1]))
+    assert ps[2] == pytest.approx(math.exp(-1.0 / pv.tail_scale) / (n + 1))
+
+
+def test_exponential_tail_survives_degenerate_calibration_sets():
+    for cal in ([1.0], [2.0] * 50, [0.0, 1.0]):
+        pv = ConformalPValues(cal)
+        assert pv(max(cal) + 1.0, 'exponential') > 0
+        assert pv(max(cal), 'exponential') == pv(max(cal))
+
+
+def test_exponential_tail_catches_a_clear_shift_at_once():
+    """One frame far past the calibration range alarms; with the conformal floor it cannot."""
+    cfg = DecisionConfig(fusion='cusum', cusum_window=1, cusum_drift=0.5, cusum_threshold=12.0,
+                         recovery_frames=0)
+    far = CAL.max() * 3 + 10
+    assert not DecisionEngine(CAL, cfg.replace(p_tail='exponential')).update(far).is_safe
+    assert DecisionEngine(CAL, cfg).update(far).is_safe
+    # ... while an ID stream is exactly as quiet as before (same p-values inside the range)
+    ids = np.random.default_rng(7).normal(size=5000).clip(max=CAL.max())
+    a = run(DecisionEngine(CAL, cfg.replace(p_tail='exponential')), ids)
+    b = run(DecisionEngine(CAL, cfg), ids)
+    assert [d.is_safe for d in a] == [d.is_safe for d in b]
+
+
 @pytest.mark.parametrize('p', [1e-6, 0.001, 0.3, 0.999999, 1.0])
 def test_mixture_betting_closed_form(p):
     eps = np.linspace(0, 1, 100001)
@@ -109,7 +152,7 @@ def test_score_threshold_has_effect_with_temporal_fusion(fusion):
 @pytest.mark.parametrize('bad', [{'alpha': 0.0}, {'alpha': 1.5}, {'fusion': 'maybe'},
                                  {'vote_k': 6, 'vote_n': 5}, {'cusum_window': 0},
                                  {'cusum_threshold': 0.0}, {'recovery_frames': -1},
-                                 {'score_threshold': -1.0}])
+                                 {'score_threshold': -1.0}, {'p_tail': 'pareto'}])
 def test_invalid_configs_are_rejected_and_old_kept(bad):
     eng = DecisionEngine(CAL)
     before = eng.config

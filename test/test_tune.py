@@ -45,3 +45,24 @@ def test_leave_one_recording_out_is_no_tighter_than_in_sample():
                                                for i in range(4)])
     assert loo['tuning']['peak_id_cusum'] >= in_sample['tuning']['peak_id_cusum']
     assert 'without itself' in loo['tuning']['method']
+
+
+def test_tuning_chooses_the_exponential_tail_and_reports_both_synthetic_delays():
+    rng = np.random.default_rng(1)
+    cal = rng.normal(size=600)
+    d = tune_decision(cal, [rng.normal(size=200) for _ in range(3)], votes=())
+    assert d['p_tail'] == 'exponential'
+    t = d['tuning']
+    assert t['synthetic_delay_frames'] <= t['subtle_delay_frames']
+    assert t['margin'] == 1.5
+
+
+def test_leave_one_recording_out_defaults_to_the_wider_margin():
+    from leanood_ros.evaluation.tune import LOO_MARGIN
+    rng = np.random.default_rng(2)
+    parts = [rng.normal(size=150) for _ in range(3)]
+    d = tune_decision(np.concatenate(parts), parts, votes=(), sequence_calibrations=[
+        np.concatenate(parts[:i] + parts[i + 1:]) for i in range(3)])
+    assert d['tuning']['margin'] == LOO_MARGIN
+    peak = d['tuning']['peak_id_cusum']
+    assert abs(d['cusum_threshold'] - max(4.0, LOO_MARGIN * peak)) <= 2e-3
