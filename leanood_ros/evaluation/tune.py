@@ -60,7 +60,8 @@ def tune_decision(calibration, id_sequences, margin: float | None = None,
                   windows=(1, 2, 4, 8), drifts=(0.0, 0.5, 1.0, 2.0),
                   votes=((2, 2), (2, 3), (3, 3), (3, 4), (3, 5)),
                   alphas=(0.001, 0.002, 0.005, 0.01), recovery_frames: int = 10,
-                  alpha: float = 0.01, sequence_calibrations=None) -> dict:
+                  alpha: float = 0.01, sequence_calibrations=None, p_tail: str = 'exponential',
+                  subtle_weight: float = SUBTLE_WEIGHT) -> dict:
     """Tune on `id_sequences`, score arrays of held-out ID recordings (validation, a new map).
 
     `sequence_calibrations`, one calibration array per sequence, judges each sequence against
@@ -78,7 +79,7 @@ def tune_decision(calibration, id_sequences, margin: float | None = None,
     for window, drift in itertools.product(windows, drifts):
         probe = DecisionConfig(alpha=alpha, fusion='cusum', cusum_window=window, cusum_drift=drift,
                                cusum_threshold=1e4, recovery_frames=recovery_frames,
-                               p_tail='exponential')
+                               p_tail=p_tail)
         peak = max(max((d.fused for d in _run(s, cal, probe)), default=0.0)
                    for s, cal in zip(id_sequences, cals))
         cfg = probe.replace(cusum_threshold=float(max(min_threshold, margin * peak)))
@@ -90,13 +91,13 @@ def tune_decision(calibration, id_sequences, margin: float | None = None,
                     for s, cal in zip(id_sequences, cals))
         if worst <= k - 2:   # quiet with one frame to spare
             cfg = DecisionConfig(alpha=a, fusion='vote', vote_k=k, vote_n=n,
-                                 recovery_frames=recovery_frames, p_tail='exponential')
+                                 recovery_frames=recovery_frames, p_tail=p_tail)
             candidates.append((cfg, {'max_flagged_in_any_window_on_id': worst}))
     best = None
     for cfg, info in candidates:
         clear, subtle = _synthetic_delays(id_sequences, calibration, cfg)
         # prefer faster; on ties the more conservative (cusum by threshold, vote by larger k)
-        key = (clear + SUBTLE_WEIGHT * subtle,
+        key = (clear + subtle_weight * subtle,
                -(cfg.cusum_threshold if cfg.fusion == 'cusum' else 0.0),
                -cfg.vote_k if cfg.fusion == 'vote' else 0)
         if best is None or key < best[0]:
@@ -109,7 +110,8 @@ def tune_decision(calibration, id_sequences, margin: float | None = None,
     else:
         out.update(vote_k=cfg.vote_k, vote_n=cfg.vote_n)
     out['tuning'] = {'method': 'ID-only: quiet on held-out ID sequences with a margin; fastest '
-                               'reaction to a synthetic clear shift + 0.1 x to a subtle one'
+                               f'reaction to a synthetic clear shift + {subtle_weight:g} x to a '
+                               'subtle one'
                                + ('; each sequence against the calibration without itself'
                                   if sequence_calibrations else ''), **info,
                      'synthetic_delay_frames': delay, 'subtle_delay_frames': subtle,
