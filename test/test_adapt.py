@@ -91,6 +91,10 @@ def test_without_calib_the_fit_recordings_are_split_by_recording(site, tmp_path)
     s = adapt_bundle(src, tmp_path / 'b', [rec[f'normal_{k}'] for k in range(4)], log=log.append)
     assert s['calib_recordings'] == [str(rec['normal_1']), str(rec['normal_3'])]
     assert s['fit_frames'] == 220 and 'no --calib' in log[0]
+    # no --id: tuned on the calibration recordings, each without itself, at the wider margin
+    d = load_bundle(tmp_path / 'b').manifest['decision']
+    assert d['p_tail'] == 'exponential' and 'without itself' in d['tuning']['method']
+    assert d['fusion'] != 'cusum' or d['tuning']['margin'] == 2.0
 
 
 @pytest.mark.parametrize('case,message', [

@@ -58,7 +58,7 @@ def judge(cal, cfg, normal, shifted) -> str:
 def main() -> int:
     sets = resolve_dataset(DATASET, 'test')
     print('# Decision tuning after `leanood adapt`: which tail, margin and objective\n')
-    print(__doc__.split('\n\n')[0].split('\n', 1)[1].strip() + '\n')
+    print(__doc__.split('\n\n')[3].replace('\n', ' ') + '\n')
     print('Produced by `tools/experiments/decision_tail.py` on the adapted bundles of '
           '`leanood bench adapt`.  Columns: normal test routes with an alarm, shifted routes '
           'flagged, delay mean / max (frames).\n')
