@@ -76,8 +76,8 @@ SPECS = (
       range=(0.01, 10000.0)),
     P('p_tail', 'conformal', 'p-values beyond the largest calibration score: conformal (they '
       'stop at 1/(n+1)) or exponential (they keep falling, fitted to the top 5 % of calibration '
-      "scores: a frame far past the calibration range is strong evidence at once; `leanood "
-      "tune`/`adapt` choose it).", choices=P_TAILS),
+      'scores: a frame far past the calibration range is strong evidence at once; `leanood '
+      'tune`/`adapt` choose it).', choices=P_TAILS),
     P('recovery_frames', 10, 'Consecutive frames without alarm before the flag returns to '
       'safe (hysteresis).', range=(0, 100000)),
     P('input_timeout', 1.0, 'Seconds without a valid frame before the flag turns unsafe '

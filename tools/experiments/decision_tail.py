@@ -1,4 +1,4 @@
-"""How the decision tuning of `leanood adapt` was chosen: p-value tail, margin, subtle-shift weight.
+"""How the decision tuning of `leanood adapt` was chosen: p-value tail, margin, subtle weight.
 
 Run after `leanood bench adapt` (it reads the adapted bundles in runs/bench_adapt):
 
@@ -51,8 +51,9 @@ def judge(cal, cfg, normal, shifted) -> str:
     fa = [alarm_metrics(run_sequence(s, cal, cfg)[0], o) for s, o in normal]
     det = [alarm_metrics(run_sequence(s, cal, cfg)[0], o) for s, o in shifted]
     delays = [m['delay'] for m in det if m['detected']]
-    return (f"{sum(bool(m['false_alarm_episodes']) for m in fa)}/{len(fa)} | "
-            f"{len(delays)}/{len(det)} | {np.mean(delays):.2f} / {max(delays)}")
+    alarmed = sum(bool(m['false_alarm_episodes']) for m in fa)
+    return (f'{alarmed}/{len(fa)} | {len(delays)}/{len(det)} | '
+            f'{np.mean(delays):.2f} / {max(delays)}')
 
 
 def main() -> int:
