@@ -7,9 +7,10 @@ made quiet on held-out ID sequences with a safety margin:
   least one below k.
 Among the quiet candidates the one that reacts fastest wins: mean frames to the alarm for a clear
 shift plus a tenth of those for a subtle one (`SUBTLE_WEIGHT`); both shifts are *synthetic*,
-appended to each ID sequence: scores at twice the largest calibration score (clear) and at its
-99th percentile (subtle, what motion blur looks like to a VAE).  No OOD data is used to tune anything.  Every candidate uses the
-exponential p-value tail (decision.py): it changes nothing inside the calibration range.
+appended to each ID sequence: scores at twice the largest calibration score (clear) and at its 99th
+percentile (subtle, what motion blur looks like to a VAE). No OOD data is used to tune anything.
+Every candidate uses the exponential p-value tail (decision.py): it changes nothing inside the
+calibration range.
 """
 from __future__ import annotations
 
