@@ -296,6 +296,9 @@ def load_bundle(model: str | Path, models_dir: Path | None = None,
         if not any(out in g.outputs for g in graphs.values()):
             raise c.fail('forward.output', f'{_short(out)} is not a graph output')
         c.get(fwd, 'bytes', int, 'forward.')
+        shape = c.get(fwd, 'shape', list, 'forward.')
+        if not (shape and all(type(d) is int and d > 0 for d in shape)):
+            raise c.fail('forward.shape', 'must be a list of positive integers (1, C, H, W)')
         if c.text(fwd, 'dtype', 'forward.', optional=True) not in (None, 'float32', 'float16'):
             raise c.fail('forward.dtype', "must be 'float32' or 'float16'")
     return ModelBundle(path=path, manifest=manifest, preprocessing=preprocessing,

@@ -91,3 +91,93 @@ def test_only_in_distribution_frames_are_forwarded_and_predictions_come_back(dom
         lis.close()
         assert edge.stop() == 0, edge.output()
         assert cloud.stop() == 0, cloud.output()
+
+
+def failing_cloud_bundle(directory: Path) -> Path:
+    """earlin_lite0 whose cloud graph fails at run time for tensors whose maximum is negative.
+
+    ConstantOfShape([1, max(x)]): a real onnxruntime error ("shape size must be >= 0") for
+    some inputs and a normal (1, n) output for others - no mock anywhere.
+    """
+    import hashlib
+    import json
+    import shutil
+    from onnx import helper as h, TensorProto as T
+    shutil.copytree(SHIPPED, directory)
+    shape = json.loads((directory / 'bundle.json').read_text())['forward']['shape']
+    nodes = [h.make_node('ReduceMax', ['split'], ['m'], keepdims=0),
+             h.make_node('Cast', ['m'], ['n'], to=T.INT64),
+             h.make_node('Reshape', ['n', 'one'], ['n1']),
+             h.make_node('Concat', ['one', 'n1'], ['shape'], axis=0),
+             h.make_node('ConstantOfShape', ['shape'], ['probabilities'],
+                         value=h.make_tensor('v', T.FLOAT, [1], [0.25]))]
+    graph = h.make_graph(nodes, 'failing_cloud',
+                         [h.make_tensor_value_info('split', T.FLOAT, shape)],
+                         [h.make_tensor_value_info('probabilities', T.FLOAT, [1, None])],
+                         initializer=[h.make_tensor('one', T.INT64, [1], [1])])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid('', 13)], ir_version=8)
+    data = model.SerializeToString()
+    (directory / 'cloud.onnx').write_bytes(data)
+    manifest = json.loads((directory / 'bundle.json').read_text())
+    manifest['graphs']['cloud']['sha256'] = hashlib.sha256(data).hexdigest()
+    (directory / 'bundle.json').write_text(json.dumps(manifest))
+    return directory
+
+
+def test_a_failing_cloud_inference_is_counted_reported_and_survived(domain_id, tmp_path):
+    import numpy as np
+    from leanood_ros.nodes.ros_common import forwarded_tensor_message
+    bundle = failing_cloud_bundle(tmp_path / 'failing')
+    shape = (1, 16, 112, 112)
+    lis = Listener(domain_id)
+    lis.subscribe(DiagnosticArray, 'ood/prediction', depth=100)
+    lis.subscribe(DiagnosticArray, '/diagnostics', depth=100)
+    pub = lis.node.create_publisher(Image, 'ood/features', 10)
+    cloud = RosProcess.node('leanood_ros.nodes.collaborative_inference',
+                            ['-p', f'model:={bundle}'], domain_id, tmp_path / 'cloud.log')
+
+    def cloud_diag():
+        for _, m in reversed(lis.get('/diagnostics')):
+            kv = {v.key: v.value for v in m.status[0].values}
+            if 'inference_errors' in kv:
+                return m.status[0], kv
+        return None, {}
+    try:
+        assert lis.wait_for(lambda: pub.get_subscription_count() >= 1, 60), cloud.output()
+        good = []
+        for value in [3.0, -2.0, -5.0, -1.0, 4.0]:   # 3 bad tensors among good ones
+            header = Header(frame_id='camera', stamp=lis.node.get_clock().now().to_msg())
+            if value > 0:
+                good.append(stamp(header))
+            pub.publish(forwarded_tensor_message(header, np.full(shape, value), 'float16'))
+        assert lis.wait_for(lambda: cloud_diag()[1].get('inference_errors') == '3'
+                            and cloud_diag()[1].get('tensors_received') == '2', 20), \
+            (cloud_diag(), cloud.output())
+        status, _ = cloud_diag()
+        assert status.level == status.ERROR and 'ConstantOfShape' in status.message, status
+        # the node lives on: both good tensors were answered, with their own stamps
+        assert sorted(stamp(m.header) for _, m in lis.get('ood/prediction')) == sorted(good)
+        assert cloud.proc.poll() is None
+        # a report period without new errors is OK again
+        assert lis.wait_for(lambda: cloud_diag()[0].level == status.OK, 5), cloud_diag()
+    finally:
+        lis.close()
+        assert cloud.stop() == 0, cloud.output()
+
+
+@pytest.mark.parametrize('shape,message', [([1, 8, 112, 112], 'does not fit the cloud graph'),
+                                           ('16x112x112', 'forward.shape')])
+def test_a_forward_shape_the_cloud_graph_cannot_take_refuses_to_start(domain_id, tmp_path,
+                                                                      shape, message):
+    import json
+    import shutil
+    bundle = tmp_path / 'b'
+    shutil.copytree(SHIPPED, bundle)
+    manifest = json.loads((bundle / 'bundle.json').read_text())
+    manifest['forward']['shape'] = shape
+    (bundle / 'bundle.json').write_text(json.dumps(manifest))
+    cloud = RosProcess.node('leanood_ros.nodes.collaborative_inference',
+                            ['-p', f'model:={bundle}'], domain_id, tmp_path / 'cloud.log')
+    assert cloud.wait(60) == 2, cloud.output()
+    out = cloud.output()
+    assert message in out and 'Traceback' not in out, out

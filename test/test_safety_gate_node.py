@@ -63,6 +63,14 @@ def start_graph(domain_id, tmp_path, robot, **replay):
     return gate, camera, monitor
 
 
+def verdicts(robot) -> str:
+    """Tell what the monitor said and when (for failure messages)."""
+    said = [f'{t:.3f} is_safe={m.data}' for t, m in robot.get('ood/is_safe')[:10]]
+    reasons = [f'{t:.3f} {m.status[0].message}' for t, m in robot.get('ood/status')[:10]]
+    labels = [f'{t:.3f} {m.frame_id}' for t, m in robot.get('camera_replay/label')[:3]]
+    return '\n'.join(['', 'is_safe:', *said, 'status:', *reasons, 'labels:', *labels])
+
+
 def first(messages, predicate, after=0.0):
     return next((t for t, m in messages if t > after and predicate(m)), None)
 
@@ -73,7 +81,7 @@ def test_a_shift_stops_the_robot_within_the_monitors_delay_plus_one_command(
     try:
         assert robot.wait_for(lambda: first(robot.get('safety_gate/state'),
                                             lambda m: m.data == 'open'), 60), \
-            '\n'.join(p.output() for p in procs)
+            '\n'.join(p.output() for p in procs) + verdicts(robot)
         t_open = first(robot.get('safety_gate/state'), lambda m: m.data == 'open')
 
         def onset():

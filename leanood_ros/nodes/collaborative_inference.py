@@ -43,11 +43,18 @@ class CollaborativeInference(Node):
             raise BundleError(f'{self.bundle.path}: not a split model (no cloud graph)')
         self.backend = make_backend(self.bundle, 'cloud', 'onnxruntime', device, threads)
         self.expected = tuple(self.bundle.forward['shape'][1:])
+        graph_in = next(i.shape for i in self.backend.session.get_inputs()
+                        if i.name == self.bundle.graphs['cloud'].input)
+        if any(isinstance(g, int) and g != e for g, e in zip(graph_in[1:], self.expected)) \
+                or len(graph_in) != len(self.expected) + 1:
+            raise BundleError(f'{self.bundle.path}: forward.shape {self.bundle.forward["shape"]} '
+                              f'does not fit the cloud graph input {graph_in}')
         self.pub = self.create_publisher(DiagnosticArray, 'ood/prediction', 10)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(Image, 'ood/features', self._on_tensor, 10)
         self.create_timer(1.0, self._diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self.received = self.rejected = self.errors = self.bytes = 0
+        self.received = self.rejected = self.errors = self.bytes = self._errors_reported = 0
+        self.last_error = ''
         self.latency = LatencyWindow()
         self.get_logger().info(f"finishing '{self.bundle.name}' on {self.backend.provider}")
 
@@ -64,8 +71,9 @@ class CollaborativeInference(Node):
             probs = self.backend.run(np.ascontiguousarray(x, dtype=np.float32))['probabilities'][0]
         except Exception as exc:  # one bad tensor must not end the node
             self.errors += 1
-            self.get_logger().error(f'cloud inference failed: {type(exc).__name__}: '
-                                    f'{str(exc)[:200]}', throttle_duration_sec=2.0)
+            self.last_error = f'{type(exc).__name__}: {str(exc)[:200]}'
+            self.get_logger().error(f'cloud inference failed: {self.last_error}',
+                                    throttle_duration_sec=2.0)
             return
         top = np.argsort(probs)[::-1][:5]
         self.received += 1
@@ -87,8 +95,14 @@ class CollaborativeInference(Node):
               'bytes_received': self.bytes,
               'cloud_macs_per_frame': self.bundle.manifest.get('flops', {}).get('cloud_macs', ''),
               'latency_p50_ms': f'{self.latency.percentile(50):.2f}'}
-        st = DiagnosticStatus(level=DiagnosticStatus.OK, name=f'{self.get_name()}: cloud part',
-                              message=f'{self.received} predictions', hardware_id=self.bundle.name,
+        # an inference error since the last report turns the status to ERROR, with its cause
+        failing = self.errors > self._errors_reported
+        self._errors_reported = self.errors
+        st = DiagnosticStatus(level=DiagnosticStatus.ERROR if failing else DiagnosticStatus.OK,
+                              name=f'{self.get_name()}: cloud part',
+                              message=(f'cloud inference failing: {self.last_error}' if failing
+                                       else f'{self.received} predictions'),
+                              hardware_id=self.bundle.name,
                               values=[KeyValue(key=k, value=str(v)) for k, v in kv.items()])
         msg = DiagnosticArray(status=[st])
         msg.header.stamp = self.get_clock().now().to_msg()
