@@ -191,3 +191,28 @@ def test_compressed_view_decodes_like_the_message(fmt, data, shape):
         assert decode_compressed(frame.fmt, frame.data, (8, 8)).pixels.shape == (8, 12, 3)
     with pytest.raises(FrameError, match='declares'):
         decode_compressed('png' if fmt == 'jpeg' else 'jpeg', frame.data)
+
+
+def test_frame_content_is_equal_only_for_the_same_bytes():
+    """The frozen-camera check: a repeat of the data is equal, a one-bit change anywhere is not."""
+    def frame(data, sec=1, frame_id='cam'):
+        return read_image(rclpy_image({'sec': sec, 'nanosec': 0, 'frame_id': frame_id,
+                                       'height': 40, 'width': 50, 'encoding': 'rgb8',
+                                       'is_bigendian': 0, 'step': 150, 'data': bytes(data)}))
+    data = bytearray(np.random.default_rng(1).integers(0, 256, 6000, np.uint8).tobytes())
+    first = frame(data).content()
+    # the same data with another stamp and frame_id (the data starts elsewhere in the buffer)
+    assert frame(data, sec=2, frame_id='camera_0').content() == first
+    for i in (0, 2999, 5999):
+        changed = bytearray(data)
+        changed[i] ^= 1
+        assert frame(changed).content() != first
+    assert read_compressed_image(rclpy_compressed({'sec': 1, 'nanosec': 0, 'frame_id': 'cam',
+                                                   'format': 'png', 'data': bytes(data[:-1])})
+                                 ).content() != first
+
+
+@pytest.mark.parametrize('buf', [memoryview(b'\0\1\0\0'), np.zeros(40, np.uint8), 'text', None])
+def test_only_bytes_are_read(buf):
+    with pytest.raises(FrameError, match='a serialized image is bytes'):
+        read_image(buf)
