@@ -301,6 +301,21 @@ class MonitorShell:
         # decision, the two publications above)
         node_ms = (time.monotonic() - received_at) * 1e3 - (
             v.inference_ms if v.inference_ms == v.inference_ms else 0.0)
+        if self.pub_status.get_subscription_count():   # per-frame detail: only when heard
+            self._publish_status(header, v, node_ms, received_ns)
+        if self.pub_features is not None:
+            fwd = self.bundle.forward
+            # forward only frames that are ID on their own and while the state is safe
+            if v.is_safe and not v.frame_ood and fwd['output'] in v.outputs:
+                out = forwarded_tensor_message(header, v.outputs[fwd['output']],
+                                               fwd.get('dtype', 'float32'))
+                self.pub_features.publish(out)
+                self.forwarded += 1
+                self.bytes_forwarded += len(out.data)
+            else:  # OOD (or not judged): the cloud never sees it
+                self.withheld += 1
+
+    def _publish_status(self, header, v, node_ms: float, received_ns: int) -> None:
         transport_ms = (received_ns - (header.stamp.sec * 1_000_000_000 +
                                        header.stamp.nanosec)) / 1e6
         st = DiagnosticStatus(level=_LEVEL[v.is_safe], name=f'{self.get_fully_qualified_name()}',
@@ -314,17 +329,6 @@ class MonitorShell:
                                     ('deadline_missed', v.deadline_missed),
                                     ('node_ms', node_ms), ('transport_ms', transport_ms))]
         self.pub_status.publish(DiagnosticArray(header=header, status=[st]))
-        if self.pub_features is not None:
-            fwd = self.bundle.forward
-            # forward only frames that are ID on their own and while the state is safe
-            if v.is_safe and not v.frame_ood and fwd['output'] in v.outputs:
-                out = forwarded_tensor_message(header, v.outputs[fwd['output']],
-                                               fwd.get('dtype', 'float32'))
-                self.pub_features.publish(out)
-                self.forwarded += 1
-                self.bytes_forwarded += len(out.data)
-            else:  # OOD (or not judged): the cloud never sees it
-                self.withheld += 1
 
     def _publish_overlay(self, header, image, v) -> None:
         self._scores.append(v.score)
