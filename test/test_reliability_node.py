@@ -181,7 +181,7 @@ def test_bombs_and_oversized_frames_neither_stop_judging_nor_blow_memory(
 
 
 def test_memory_under_the_largest_raw_frames(tiny_bundle, domain_id, tmp_path, listener):
-    """Raw frames are deserialised by the middleware and rclpy before the node sees them.
+    """Raw frames are held three times (Fast DDS, rmw, rclpy's bytes) before the node sees them.
 
     So the node cannot refuse their memory, only their decoding; measured here for the table.
     """
