@@ -100,8 +100,8 @@ class MonitorCore:
         self._last_valid = None          # clock time of the last decodable frame
         self._verdict: Verdict | None = None
         self._fault = ''                 # set by the watchdog while the judging thread is broken
-        self._last_stamp = None          # ns, and digest of the previous frame (frozen check)
-        self._last_digest = None
+        self._last_stamp = None          # ns, and content of the previous frame (frozen check)
+        self._last_content = None
         self._repeats = 0
         self._input_fault = ''           # why the newest frame was not judged (stamp, frozen)
         self.last_rejection = ''
@@ -122,8 +122,11 @@ class MonitorCore:
             self.counters.rejected += 1
             self.last_rejection = reason
 
-    def admit(self, stamp_ns: int, ros_now_ns: int, digest) -> str | None:
-        """Return None if a frame with this header stamp and content digest is to be judged.
+    def admit(self, stamp_ns: int, ros_now_ns: int, content) -> str | None:
+        """Return None if a frame with this header stamp and content is to be judged.
+
+        `content` is compared with the previous frame's by `==` (the node passes
+        `serialized_image.FrameContent`: exact, and it stops at the first differing byte).
 
         Else return why not.  A frozen camera and bad stamps also turn the verdict unsafe; a
         repeat below `frozen_frames` is only skipped.  Stamps are judged against the ROS clock
@@ -131,10 +134,10 @@ class MonitorCore:
         """
         s = self.settings
         with self._lock:
-            prev_stamp, prev_digest = self._last_stamp, self._last_digest
-            self._last_stamp, self._last_digest = stamp_ns, digest
+            prev_stamp, prev_content = self._last_stamp, self._last_content
+            self._last_stamp, self._last_content = stamp_ns, content
             same = None if prev_stamp is None else (
-                'data' if digest == prev_digest else 'stamp' if stamp_ns == prev_stamp else None)
+                'data' if content == prev_content else 'stamp' if stamp_ns == prev_stamp else None)
             if s.frozen_frames and same is not None:
                 self._repeats += 1
                 self.counters.repeated += 1

@@ -181,7 +181,7 @@ def test_bombs_and_oversized_frames_neither_stop_judging_nor_blow_memory(
 
 
 def test_memory_under_the_largest_raw_frames(tiny_bundle, domain_id, tmp_path, listener):
-    """Raw frames are deserialised by the middleware and rclpy before the node sees them.
+    """Raw frames are held three times (Fast DDS, rmw, rclpy's bytes) before the node sees them.
 
     So the node cannot refuse their memory, only their decoding; measured here for the table.
     """
@@ -289,6 +289,35 @@ def test_watchdog_exit_lets_a_supervisor_restart_the_node(tiny_bundle, domain_id
     mon.stop()
     record('judging thread dies, watchdog_exit true', 'exit status 3 (a supervisor restarts '
            'it), last is_safe false', f'exit 3 after {exit_s * 1e3:.0f} ms, last is_safe false')
+
+
+def test_a_frame_that_changes_in_one_byte_is_not_frozen(tiny_bundle, domain_id, tmp_path,
+                                                        listener):
+    """The frozen-camera check compares whole frames: one changed byte at the end is new data."""
+    mon = start(tiny_bundle, domain_id, tmp_path, 'diagnostics_rate:=10.0')
+    try:
+        cam = Camera(listener)
+        cam.wait_matched(listener, mon)
+        become_safe(listener, cam)
+        repeated = int(diagnostics(listener)[1]['frames_repeated'])
+        data = bytearray(cam.frame().data)
+        sent = []
+
+        def almost_the_same():
+            data[-1] = len(sent) % 256   # the last byte of the last row: a pixel corner
+            sent.append(1)
+            return cam.frame(bytes(data))
+        t0 = time.monotonic()
+        cam.stream(1.5, make=almost_the_same)
+        time.sleep(0.3)
+        flags = flags_since(listener, t0)
+        assert flags and all(v for _, v in flags), diagnostics(listener)[1].get('reason')
+        assert int(diagnostics(listener)[1]['frames_repeated']) == repeated
+        record('frames that differ from the previous one in their last byte only, at 20 Hz',
+               'judged, never "frozen camera"',
+               f'{len(sent)} frames, is_safe true throughout, 0 counted as repeated')
+    finally:
+        assert mon.stop(signal.SIGTERM) == 0, mon.output()
 
 
 def test_frozen_camera_and_stamp_games_turn_unsafe(tiny_bundle, domain_id, tmp_path, listener):

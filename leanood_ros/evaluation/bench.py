@@ -5,6 +5,7 @@
     leanood bench node      [--model vae_lean] [--rates 30,60,120,240]  # real DDS, 640x480
                             [--size 1920x1080] [--compressed]           # other frames, JPEG
     leanood bench big_frames --out benchmarks/big_frames  # big JPEGs, reduced decode, memory
+    leanood bench input --baseline REV --out benchmarks/raw_input  # input path vs a revision
     leanood bench soak      [--minutes 10]          # resident memory slope
     leanood bench faults                            # burst, stall, slow, malformed
     leanood bench all       --out benchmarks/       # everything, JSON + markdown
@@ -140,17 +141,21 @@ def peak_rss_mb(model: str, threads: int) -> float:
 
 
 # -- node level -------------------------------------------------------------------------------
-def _env(domain: int) -> dict:
+def _env(domain: int, repo: Path = REPO) -> dict:
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                FASTDDS_DEFAULT_PROFILES_FILE=str(PROFILE), PYTHONUNBUFFERED='1')
-    env['PYTHONPATH'] = os.pathsep.join(p for p in (str(REPO), env.get('PYTHONPATH', '')) if p)
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (str(repo), env.get('PYTHONPATH', '')) if p)
     return env
 
 
 class NodeRun:
-    """ood_monitor (pinned to CPU 0) + a bench camera, observed from this process."""
+    """ood_monitor (pinned to CPU 0) + a bench camera, observed from this process.
 
-    def __init__(self, model: str, extra_params=(), cpu: int = 0):
+    `repo`: the checkout whose ood_monitor runs (another revision, for side-by-side runs); the
+    camera and the observer are always this checkout's.
+    """
+
+    def __init__(self, model: str, extra_params=(), cpu: int = 0, repo: Path = REPO):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
@@ -168,7 +173,8 @@ class NodeRun:
         cmd = [sys.executable, '-m', 'leanood_ros.nodes.ood_monitor', '--ros-args', *params]
         if cpu is not None and hasattr(os, 'sched_setaffinity') and os.cpu_count() > 1:
             cmd = ['taskset', '-c', str(cpu)] + cmd
-        self.node = subprocess.Popen(cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.node = subprocess.Popen(cmd, env=_env(self.domain, repo), cwd=repo, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx, domain_id=self.domain)
         self.lis = rclpy.create_node('bench_listener', context=self.ctx)
@@ -261,8 +267,8 @@ def _pct(xs, q):
 
 
 def bench_node(model: str = 'vae_lean', rates=(30, 60, 120, 240), seconds: float = 10.0,
-               size=(640, 480), compressed: bool = False) -> dict:
-    run = NodeRun(model, ['compressed:=true'] if compressed else [])
+               size=(640, 480), compressed: bool = False, repo: Path = REPO) -> dict:
+    run = NodeRun(model, ['compressed:=true'] if compressed else [], repo=repo)
     rows = []
     try:
         idle_rss = run.rss_mb()
@@ -447,11 +453,16 @@ def main(argv=None) -> int:
     if argv[:1] == ['big_frames']:
         from .bench_big_frames import main as bench_big_frames
         return bench_big_frames(argv[1:])
+    if argv[:1] == ['input']:
+        from .bench_input import main as bench_input
+        return bench_input(argv[1:])
     ap = argparse.ArgumentParser(prog='leanood bench', description=__doc__.splitlines()[0])
     ap.add_argument('what', choices=('detectors', 'node', 'soak', 'faults', 'all', 'adapt',
-                                     'big_frames'),
+                                     'big_frames', 'input'),
                     help='adapt: the new-camera benchmark (leanood bench adapt --help); '
-                         'big_frames: big JPEGs and node memory (leanood bench big_frames -h)')
+                         'big_frames: big JPEGs and node memory (leanood bench big_frames -h); '
+                         'input: the camera input path against a baseline revision '
+                         '(leanood bench input -h)')
     ap.add_argument('--models', default=','.join(DEFAULT_MODELS))
     ap.add_argument('--model', default='vae_lean')
     ap.add_argument('--rates', default='30,60,120,240')

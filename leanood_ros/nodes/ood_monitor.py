@@ -17,7 +17,6 @@ from collections import deque
 import sys
 import threading
 import time
-import zlib
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
@@ -27,7 +26,7 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Bool, Float32
+from std_msgs.msg import Bool, Float32, Header
 
 from .ros_common import forwarded_tensor_message, NodeExit, run_node
 from .. import overlay
@@ -38,6 +37,7 @@ from ..decision import DecisionEngine
 from ..detectors import build_detector
 from ..image_conversion import decode_compressed, decode_raw, FrameError, shorten
 from ..monitor import collaborative_accounting, MonitorCore
+from ..serialized_image import read_compressed_image, read_image
 
 _PTYPE = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
           float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
@@ -151,11 +151,15 @@ class MonitorShell:
         self._busy_since = None   # steady time at which the worker took its current frame
         self._worker = threading.Thread(target=self._work, name='ood_judge', daemon=True)
         self._worker.start()
+        # raw: the serialized bytes, read by `serialized_image` - rclpy builds no message (and
+        # no copy of the pixels) per frame, and a frame is refused before its data is touched
         if values['compressed']:
+            self._read = read_compressed_image
             self._sub = self.create_subscription(CompressedImage, 'image/compressed',
-                                                 self._on_image, qos)
+                                                 self._on_image, qos, raw=True)
         else:
-            self._sub = self.create_subscription(Image, 'image', self._on_image, qos)
+            self._read = read_image
+            self._sub = self.create_subscription(Image, 'image', self._on_image, qos, raw=True)
         steady = Clock(clock_type=ClockType.STEADY_TIME)   # whatever use_sim_time says
         self._timers = [
             self.create_timer(1.0 / values['heartbeat_rate'], self._heartbeat, clock=steady),
@@ -228,7 +232,7 @@ class MonitorShell:
                                ', '.join(f'{p.name}={p.value}' for p in changes))
 
     # -- input --------------------------------------------------------------------------------
-    def _on_image(self, msg) -> None:
+    def _on_image(self, msg: bytes) -> None:
         now = time.monotonic()
         self.core.frame_received(now)
         with self._slot_lock:
@@ -259,30 +263,32 @@ class MonitorShell:
             finally:
                 self._busy_since = None
 
-    def _judge(self, msg, received_at: float, received_ns: int, ros_now_ns: int) -> None:
+    def _judge(self, msg: bytes, received_at: float, received_ns: int, ros_now_ns: int) -> None:
         try:
-            image = self._decode(msg)
+            frame = self._read(msg)
+            image = self._decode(frame)
         except FrameError as exc:
             self.core.frame_rejected(str(exc))
             self.get_logger().warning(f'rejected frame: {exc}', throttle_duration_sec=2.0)
             return
-        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        not_judged = self.core.admit(stamp_ns, ros_now_ns, zlib.crc32(msg.data))
+        not_judged = self.core.admit(frame.stamp_ns, ros_now_ns, frame.content())
         if not_judged is not None:
             self.get_logger().warning(f'frame not judged: {not_judged}',
                                       throttle_duration_sec=2.0)
             return
         verdict = self.core.judge(image, received_at)
-        self._publish_verdict(msg.header, verdict, received_at, received_ns)
+        header = Header(frame_id=frame.frame_id)
+        header.stamp.sec, header.stamp.nanosec = frame.stamp_sec, frame.stamp_nanosec
+        self._publish_verdict(header, verdict, received_at, received_ns)
         if self.pub_overlay is not None:
-            self._publish_overlay(msg.header, image, verdict)
+            self._publish_overlay(header, image, verdict)
 
-    def _decode(self, msg):
-        if isinstance(msg, CompressedImage):
-            return decode_compressed(msg.format, msg.data,
+    def _decode(self, frame):
+        if frame.fmt is not None:
+            return decode_compressed(frame.fmt, frame.data,
                                      self.bundle.preprocessing.min_decode_size)
-        return decode_raw(msg.encoding, msg.height, msg.width, msg.step, bool(msg.is_bigendian),
-                          msg.data)
+        return decode_raw(frame.encoding, frame.height, frame.width, frame.step,
+                          frame.is_bigendian, frame.data)
 
     # -- output -------------------------------------------------------------------------------
     def _publish_safe(self, is_safe: bool) -> None:
@@ -295,6 +301,21 @@ class MonitorShell:
         # decision, the two publications above)
         node_ms = (time.monotonic() - received_at) * 1e3 - (
             v.inference_ms if v.inference_ms == v.inference_ms else 0.0)
+        if self.pub_status.get_subscription_count():   # per-frame detail: only when heard
+            self._publish_status(header, v, node_ms, received_ns)
+        if self.pub_features is not None:
+            fwd = self.bundle.forward
+            # forward only frames that are ID on their own and while the state is safe
+            if v.is_safe and not v.frame_ood and fwd['output'] in v.outputs:
+                out = forwarded_tensor_message(header, v.outputs[fwd['output']],
+                                               fwd.get('dtype', 'float32'))
+                self.pub_features.publish(out)
+                self.forwarded += 1
+                self.bytes_forwarded += len(out.data)
+            else:  # OOD (or not judged): the cloud never sees it
+                self.withheld += 1
+
+    def _publish_status(self, header, v, node_ms: float, received_ns: int) -> None:
         transport_ms = (received_ns - (header.stamp.sec * 1_000_000_000 +
                                        header.stamp.nanosec)) / 1e6
         st = DiagnosticStatus(level=_LEVEL[v.is_safe], name=f'{self.get_fully_qualified_name()}',
@@ -308,17 +329,6 @@ class MonitorShell:
                                     ('deadline_missed', v.deadline_missed),
                                     ('node_ms', node_ms), ('transport_ms', transport_ms))]
         self.pub_status.publish(DiagnosticArray(header=header, status=[st]))
-        if self.pub_features is not None:
-            fwd = self.bundle.forward
-            # forward only frames that are ID on their own and while the state is safe
-            if v.is_safe and not v.frame_ood and fwd['output'] in v.outputs:
-                out = forwarded_tensor_message(header, v.outputs[fwd['output']],
-                                               fwd.get('dtype', 'float32'))
-                self.pub_features.publish(out)
-                self.forwarded += 1
-                self.bytes_forwarded += len(out.data)
-            else:  # OOD (or not judged): the cloud never sees it
-                self.withheld += 1
 
     def _publish_overlay(self, header, image, v) -> None:
         self._scores.append(v.score)
