@@ -16,7 +16,7 @@ def last(lis, topic):
 
 
 def statuses(lis) -> dict:
-    """The newest /diagnostics of the monitor: {status name: message}."""
+    """Return the newest /diagnostics of the monitor: {status name: message}."""
     msgs = lis.get('/diagnostics')
     return {s.name: s.message for s in msgs[-1][1].status} if msgs else {}
 

@@ -162,7 +162,7 @@ class MonitorShell:
             self._scores = deque(maxlen=64)
 
     def _cameras(self, values) -> list:
-        """The cameras `image_topics` names, or the one camera on `image`."""
+        """Return the cameras `image_topics` names, or the one camera on `image`."""
         topics = values['image_topics']
         if not topics:
             return [Camera('', 'image/compressed' if values['compressed'] else 'image', 'ood')]
@@ -210,7 +210,8 @@ class MonitorShell:
                               clock=steady)]
         self._publish_safe(False)  # unsafe until the first frame has been judged
         self.get_logger().info(
-            f"judging {', '.join(c.sub.topic_name for c in self.cameras)} with '{self.bundle.name}' ({self.bundle.family}) "
+            f"judging {', '.join(c.sub.topic_name for c in self.cameras)} with "
+            f"'{self.bundle.name}' ({self.bundle.family}) "
             f'on {self.detector.provider}; fusion={values["fusion"]}, alpha={values["alpha"]}; '
             f'warm-up inference {self._warm_ms:.1f} ms')
 
@@ -297,7 +298,7 @@ class MonitorShell:
         self._wake.set()
 
     def _take(self):
-        """The next camera with a waiting frame, in turn so none starves, and its frame."""
+        """Return the next camera with a waiting frame (in turn: none starves) and the frame."""
         with self._slot_lock:
             n = len(self.cameras)
             for k in range(n):
