@@ -40,6 +40,13 @@ SPECS = (
     P('require_gpu', False, 'Refuse to start when device=gpu falls back to the CPU.',
       read_only=True),
     P('threads', 1, 'Intra-op threads of the inference backend.', read_only=True, range=(1, 64)),
+    P('image_topics', [], 'Several cameras in one process: their image topics (Image, or '
+      'CompressedImage with `compressed`). Each camera is judged on its own (verdicts on '
+      '`ood/<camera>/is_safe`, `.../score`, `.../status`) by one shared inference session; '
+      '`ood/is_safe` is safe only while every camera is. Empty: one camera on `image`.',
+      read_only=True),
+    P('camera_names', [], 'Names of the `image_topics` cameras (default: each topic without '
+      'its trailing image/image_raw/compressed segments).', read_only=True),
     P('compressed', False, 'Subscribe to sensor_msgs/CompressedImage on `image/compressed` '
       'instead of sensor_msgs/Image on `image`.', read_only=True),
     P('qos_reliability', 'reliable', 'Image subscription reliability. reliable works with a '
@@ -109,6 +116,11 @@ def check_value(name: str, value) -> str | None:
     if spec is None:
         return None  # not ours (e.g. use_sim_time)
     expected = spec.type
+    if expected is list:   # None: declared without a value (rclpy cannot type an empty list)
+        items = () if value is None else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
+            return f'{name} must be a list of strings, got {value!r}'
+        return None
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
@@ -155,7 +167,8 @@ def markdown_table() -> str:
     for s in SPECS:
         rng = (f'{s.range[0]} .. {s.range[1]}' if s.range else
                ', '.join(repr(c) for c in s.choices) if s.choices else '')
-        rows.append(f'| `{s.name}` | {s.type.__name__} | `{s.default!r}` | {rng} | '
+        kind = 'string[]' if s.type is list else s.type.__name__
+        rows.append(f'| `{s.name}` | {kind} | `{s.default!r}` | {rng} | '
                     f'{"no" if s.read_only else "yes"} | {s.description} |')
     return '\n'.join(rows)
 

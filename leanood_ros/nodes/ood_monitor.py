@@ -23,12 +23,15 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
                                 ParameterType, SetParametersResult)
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32, Header
 
 from .ros_common import forwarded_tensor_message, NodeExit, run_node
+from .. import cameras as multi
 from .. import overlay
 from .. import parameters as params
 from ..backends import BackendError
@@ -40,7 +43,8 @@ from ..monitor import collaborative_accounting, MonitorCore
 from ..serialized_image import read_compressed_image, read_image
 
 _PTYPE = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
-          float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+          float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING,
+          list: ParameterType.PARAMETER_STRING_ARRAY}
 _LEVEL = {True: DiagnosticStatus.OK, False: DiagnosticStatus.WARN}
 _SEVERITY = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN,
              'error': DiagnosticStatus.ERROR}
@@ -65,6 +69,22 @@ def _descriptor(spec: params.ParamSpec) -> ParameterDescriptor:
     return d
 
 
+class Camera:
+    """One camera: its subscription, newest-frame slot, decision state and verdict topics.
+
+    Its `core` applies every fail-safe rule to this camera alone; all cameras share the shell's
+    one detector (inference session) and worker thread.
+    """
+
+    def __init__(self, name: str, topic: str, prefix: str):
+        self.name, self.topic, self.prefix = name, topic, prefix   # prefix: 'ood[/<name>]'
+        self.decision = self.core = self.sub = self.slot = None
+        self.pub_safe = self.pub_score = self.pub_status = None
+
+    def publishers(self):
+        return (self.pub_safe, self.pub_score, self.pub_status)
+
+
 class MonitorShell:
     """The monitor's ROS side over a plain Node (`OodMonitorNode`) or a LifecycleNode.
 
@@ -74,11 +94,12 @@ class MonitorShell:
     """
 
     def _init_shell(self) -> None:
-        self.core = self.decision = self.detector = self.bundle = None
+        self.decision = self.detector = self.bundle = None
         self.values = {}
-        self.pub_safe = self.pub_score = self.pub_status = self.pub_diag = None
+        self.pub_safe = self.pub_diag = None
         self.pub_features = self.pub_overlay = None
-        self._sub, self._timers, self._worker = None, [], None
+        self.cameras, self._timers, self._worker = [], [], None
+        self._next_camera = 0
         # validate in the on-set callback; apply after the set where rclpy can (Iron+),
         # else right after validating (Humble)
         self.add_on_set_parameters_callback(self._validate_parameters)
@@ -117,14 +138,21 @@ class MonitorShell:
         problems = params.check_all(values, decision.pvalues.min_alpha)
         if problems:
             raise StartupError('invalid parameters: ' + '; '.join(problems))
-        decision.reconfigure(params.decision_config(values))
-        self.bundle, self.detector, self.decision, self.values = bundle, detector, decision, values
+        cams = self._cameras(values)
+        for cam in cams:   # each camera its own decision state, all the same settings
+            cam.decision = DecisionEngine(bundle.calibration_scores)
+            cam.decision.reconfigure(params.decision_config(values))
+        self.bundle, self.detector, self.values = bundle, detector, values
+        self.decision, self.cameras = cams[0].decision, cams
 
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.pub_safe = self.create_publisher(Bool, 'ood/is_safe', latched)
-        self.pub_score = self.create_publisher(Float32, 'ood/score', 10)
-        self.pub_status = self.create_publisher(DiagnosticArray, 'ood/status', 10)
+        for cam in cams:
+            cam.pub_safe = (self.pub_safe if len(cams) == 1 else
+                            self.create_publisher(Bool, f'{cam.prefix}/is_safe', latched))
+            cam.pub_score = self.create_publisher(Float32, f'{cam.prefix}/score', 10)
+            cam.pub_status = self.create_publisher(DiagnosticArray, f'{cam.prefix}/status', 10)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.pub_features = (self.create_publisher(Image, 'ood/features', 10)
                              if values['forward_features'] else None)
@@ -133,10 +161,27 @@ class MonitorShell:
             self.pub_overlay = self.create_publisher(Image, 'ood/overlay', 1)
             self._scores = deque(maxlen=64)
 
+    def _cameras(self, values) -> list:
+        """Return the cameras `image_topics` names, or the one camera on `image`."""
+        topics = values['image_topics']
+        if not topics:
+            return [Camera('', 'image/compressed' if values['compressed'] else 'image', 'ood')]
+        if values['forward_features'] or values['overlay_rate'] > 0:
+            raise StartupError(f'forward_features and overlay_rate need one camera; '
+                               f'image_topics has {len(topics)}')
+        try:
+            names = multi.camera_names(topics, values['camera_names'])
+        except ValueError as exc:
+            raise StartupError(f'invalid parameters: {exc}') from exc
+        return [Camera(n, t, f'ood/{n}') for n, t in zip(names, topics)]
+
     def _activate(self) -> None:
         values = self.values
-        self.decision.reset()   # every activation starts from "waiting for the first frame"
-        self.core = MonitorCore(self.detector, self.decision, params.monitor_settings(values))
+        settings = params.monitor_settings(values)
+        for cam in self.cameras:   # every activation starts from "waiting for the first frame"
+            cam.decision.reset()
+            cam.core = MonitorCore(self.detector, cam.decision, settings)
+            cam.slot = None
         self.forwarded = self.withheld = self.bytes_forwarded = 0
         self._overlay_due = 0.0
         # input: keep only the newest frame; a worker thread judges it
@@ -144,7 +189,6 @@ class MonitorShell:
                          reliability=(ReliabilityPolicy.RELIABLE
                                       if values['qos_reliability'] == 'reliable'
                                       else ReliabilityPolicy.BEST_EFFORT))
-        self._slot = None
         self._slot_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -153,13 +197,12 @@ class MonitorShell:
         self._worker.start()
         # raw: the serialized bytes, read by `serialized_image` - rclpy builds no message (and
         # no copy of the pixels) per frame, and a frame is refused before its data is touched
-        if values['compressed']:
-            self._read = read_compressed_image
-            self._sub = self.create_subscription(CompressedImage, 'image/compressed',
-                                                 self._on_image, qos, raw=True)
-        else:
-            self._read = read_image
-            self._sub = self.create_subscription(Image, 'image', self._on_image, qos, raw=True)
+        self._read = read_compressed_image if values['compressed'] else read_image
+        msg_type = CompressedImage if values['compressed'] else Image
+        for cam in self.cameras:
+            cam.sub = self.create_subscription(
+                msg_type, cam.topic, lambda msg, cam=cam: self._on_image(cam, msg), qos,
+                raw=True)
         steady = Clock(clock_type=ClockType.STEADY_TIME)   # whatever use_sim_time says
         self._timers = [
             self.create_timer(1.0 / values['heartbeat_rate'], self._heartbeat, clock=steady),
@@ -167,7 +210,8 @@ class MonitorShell:
                               clock=steady)]
         self._publish_safe(False)  # unsafe until the first frame has been judged
         self.get_logger().info(
-            f"judging {self._sub.topic_name} with '{self.bundle.name}' ({self.bundle.family}) "
+            f"judging {', '.join(c.sub.topic_name for c in self.cameras)} with "
+            f"'{self.bundle.name}' ({self.bundle.family}) "
             f'on {self.detector.provider}; fusion={values["fusion"]}, alpha={values["alpha"]}; '
             f'warm-up inference {self._warm_ms:.1f} ms')
 
@@ -178,9 +222,10 @@ class MonitorShell:
             self._wake.set()
             self._worker.join(timeout=2.0)
             self._worker = None
-        if self._sub is not None:
-            self.destroy_subscription(self._sub)
-            self._sub = None
+        for cam in self.cameras:
+            if cam.sub is not None:
+                self.destroy_subscription(cam.sub)
+                cam.sub = None
         for timer in self._timers:
             self.destroy_timer(timer)
         self._timers = []
@@ -189,16 +234,24 @@ class MonitorShell:
             self.pub_safe.wait_for_all_acked(Duration(seconds=0.5))
 
     def _cleanup(self) -> None:
-        for pub in (self.pub_safe, self.pub_score, self.pub_status, self.pub_diag,
-                    self.pub_features, self.pub_overlay):
-            if pub is not None:
-                self.destroy_publisher(pub)
-        self.pub_safe = self.pub_score = self.pub_status = self.pub_diag = None
-        self.pub_features = self.pub_overlay = None
-        self.core = self.decision = self.detector = self.bundle = None
+        pubs = {self.pub_safe, self.pub_diag, self.pub_features, self.pub_overlay}
+        for cam in self.cameras:
+            pubs.update(cam.publishers())
+        for pub in pubs - {None}:
+            self.destroy_publisher(pub)
+        self.pub_safe = self.pub_diag = self.pub_features = self.pub_overlay = None
+        self.decision = self.detector = self.bundle = None
+        self.cameras = []
 
     # -- parameters ---------------------------------------------------------------------------
     def _declare(self, spec, default=None):
+        if spec.type is list:   # an empty list default would be typed as a byte array
+            if not self.has_parameter(spec.name):
+                self.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, _descriptor(spec))
+            try:
+                return list(self.get_parameter(spec.name).value)
+            except ParameterUninitializedException:
+                return []
         if self.has_parameter(spec.name):   # declared at an earlier configure
             return self.get_parameter(spec.name).value
         value = spec.default if default is None else default
@@ -225,61 +278,76 @@ class MonitorShell:
             return
         self.values = dict(self.values)
         self.values.update({p.name: p.value for p in changes if p.name in params.BY_NAME})
-        self.decision.reconfigure(params.decision_config(self.values))
-        if self.core is not None:
-            self.core.settings = params.monitor_settings(self.values)
+        for cam in self.cameras:
+            cam.decision.reconfigure(params.decision_config(self.values))
+            if cam.core is not None:
+                cam.core.settings = params.monitor_settings(self.values)
         self.get_logger().info('parameters updated: ' +
                                ', '.join(f'{p.name}={p.value}' for p in changes))
 
     # -- input --------------------------------------------------------------------------------
-    def _on_image(self, msg: bytes) -> None:
+    def _on_image(self, cam: Camera, msg: bytes) -> None:
         now = time.monotonic()
-        self.core.frame_received(now)
+        cam.core.frame_received(now)
         with self._slot_lock:
-            if self._slot is not None:
-                self.core.frame_skipped()
+            if cam.slot is not None:
+                cam.core.frame_skipped()
             # wall-clock receipt too: stamp -> receipt is the transport time (same host clock);
             # the ROS clock (sim time if used) at receipt judges the stamp
-            self._slot = (msg, now, time.time_ns(), self.get_clock().now().nanoseconds)
+            cam.slot = (msg, now, time.time_ns(), self.get_clock().now().nanoseconds)
         self._wake.set()
+
+    def _take(self):
+        """Return the next camera with a waiting frame (in turn: none starves) and the frame."""
+        with self._slot_lock:
+            n = len(self.cameras)
+            for k in range(n):
+                cam = self.cameras[(self._next_camera + k) % n]
+                if cam.slot is not None:
+                    self._next_camera = (self._next_camera + k + 1) % n
+                    item, cam.slot = cam.slot, None
+                    return cam, item
+        return None, None
 
     def _work(self) -> None:
         while not self._stop.is_set():
             if not self._wake.wait(timeout=0.1):
                 continue
             self._wake.clear()
-            with self._slot_lock:
-                item, self._slot = self._slot, None
-            if item is None:
-                continue
-            self._busy_since = time.monotonic()
-            try:
-                self._judge(*item)
-            except Exception as exc:  # nothing may end the judging path: report, carry on
-                what = f'{type(exc).__name__}: {exc}'
-                self.core.internal_error(what)
-                self.get_logger().error(f'internal error while judging a frame: '
-                                        f'{shorten(what, 200)}', throttle_duration_sec=2.0)
-            finally:
-                self._busy_since = None
+            while not self._stop.is_set():
+                cam, item = self._take()
+                if cam is None:
+                    break
+                self._busy_since = time.monotonic()
+                try:
+                    self._judge(cam, *item)
+                except Exception as exc:  # nothing may end the judging path: report, carry on
+                    what = f'{type(exc).__name__}: {exc}'
+                    cam.core.internal_error(what)
+                    self.get_logger().error(f'internal error while judging a frame: '
+                                            f'{shorten(what, 200)}', throttle_duration_sec=2.0)
+                finally:
+                    self._busy_since = None
 
-    def _judge(self, msg: bytes, received_at: float, received_ns: int, ros_now_ns: int) -> None:
+    def _judge(self, cam: Camera, msg: bytes, received_at: float, received_ns: int,
+               ros_now_ns: int) -> None:
+        where = f' ({cam.name})' if cam.name else ''
         try:
             frame = self._read(msg)
             image = self._decode(frame)
         except FrameError as exc:
-            self.core.frame_rejected(str(exc))
-            self.get_logger().warning(f'rejected frame: {exc}', throttle_duration_sec=2.0)
+            cam.core.frame_rejected(str(exc))
+            self.get_logger().warning(f'rejected frame{where}: {exc}', throttle_duration_sec=2.0)
             return
-        not_judged = self.core.admit(frame.stamp_ns, ros_now_ns, frame.content())
+        not_judged = cam.core.admit(frame.stamp_ns, ros_now_ns, frame.content())
         if not_judged is not None:
-            self.get_logger().warning(f'frame not judged: {not_judged}',
+            self.get_logger().warning(f'frame not judged{where}: {not_judged}',
                                       throttle_duration_sec=2.0)
             return
-        verdict = self.core.judge(image, received_at)
+        verdict = cam.core.judge(image, received_at)
         header = Header(frame_id=frame.frame_id)
         header.stamp.sec, header.stamp.nanosec = frame.stamp_sec, frame.stamp_nanosec
-        self._publish_verdict(header, verdict, received_at, received_ns)
+        self._publish_verdict(cam, header, verdict, received_at, received_ns)
         if self.pub_overlay is not None:
             self._publish_overlay(header, image, verdict)
 
@@ -292,17 +360,27 @@ class MonitorShell:
 
     # -- output -------------------------------------------------------------------------------
     def _publish_safe(self, is_safe: bool) -> None:
+        """Every camera's flag and the combined one (the same topic with one camera)."""
+        for cam in self.cameras:
+            if cam.pub_safe is not self.pub_safe:
+                cam.pub_safe.publish(Bool(data=bool(is_safe)))
         self.pub_safe.publish(Bool(data=bool(is_safe)))
 
-    def _publish_verdict(self, header, v, received_at: float, received_ns: int) -> None:
-        self.pub_score.publish(Float32(data=float(v.score)))
-        self._publish_safe(v.is_safe)
+    def _combined(self) -> tuple:
+        return multi.combine({c.name: c.core.state() for c in self.cameras})
+
+    def _publish_verdict(self, cam: Camera, header, v, received_at: float,
+                         received_ns: int) -> None:
+        cam.pub_score.publish(Float32(data=float(v.score)))
+        cam.pub_safe.publish(Bool(data=bool(v.is_safe)))
+        if cam.pub_safe is not self.pub_safe:
+            self.pub_safe.publish(Bool(data=self._combined()[0]))
         # the node's own share: receipt -> now, minus inference (conversion, preprocessing,
         # decision, the two publications above)
         node_ms = (time.monotonic() - received_at) * 1e3 - (
             v.inference_ms if v.inference_ms == v.inference_ms else 0.0)
-        if self.pub_status.get_subscription_count():   # per-frame detail: only when heard
-            self._publish_status(header, v, node_ms, received_ns)
+        if cam.pub_status.get_subscription_count():   # per-frame detail: only when heard
+            self._publish_status(cam, header, v, node_ms, received_ns)
         if self.pub_features is not None:
             fwd = self.bundle.forward
             # forward only frames that are ID on their own and while the state is safe
@@ -315,7 +393,8 @@ class MonitorShell:
             else:  # OOD (or not judged): the cloud never sees it
                 self.withheld += 1
 
-    def _publish_status(self, header, v, node_ms: float, received_ns: int) -> None:
+    def _publish_status(self, cam: Camera, header, v, node_ms: float,
+                        received_ns: int) -> None:
         transport_ms = (received_ns - (header.stamp.sec * 1_000_000_000 +
                                        header.stamp.nanosec)) / 1e6
         st = DiagnosticStatus(level=_LEVEL[v.is_safe], name=f'{self.get_fully_qualified_name()}',
@@ -328,7 +407,7 @@ class MonitorShell:
                                     ('inference_ms', v.inference_ms),
                                     ('deadline_missed', v.deadline_missed),
                                     ('node_ms', node_ms), ('transport_ms', transport_ms))]
-        self.pub_status.publish(DiagnosticArray(header=header, status=[st]))
+        cam.pub_status.publish(DiagnosticArray(header=header, status=[st]))
 
     def _publish_overlay(self, header, image, v) -> None:
         self._scores.append(v.score)
@@ -344,28 +423,44 @@ class MonitorShell:
         self.pub_overlay.publish(out)
 
     def _heartbeat(self) -> None:
-        fault = self.core.watchdog(self._worker.is_alive(), self._busy_since)
-        is_safe, _ = self.core.state()
-        self._publish_safe(is_safe)
+        alive, busy_since = self._worker.is_alive(), self._busy_since
+        faults = [cam.core.watchdog(alive, busy_since) for cam in self.cameras]
+        fault = next((f for f in faults if f), None)
+        for cam in self.cameras:
+            if cam.pub_safe is not self.pub_safe:
+                cam.pub_safe.publish(Bool(data=bool(cam.core.state()[0])))
+        self.pub_safe.publish(Bool(data=bool(self._combined()[0])))
         if fault:
             self.get_logger().error(fault, throttle_duration_sec=2.0)
             if self.values['watchdog_exit']:
                 raise NodeExit(WATCHDOG_EXIT_STATUS, f'{fault}: exiting (watchdog_exit)')
 
     def _publish_diagnostics(self) -> None:
-        d = self.core.diagnostics()
-        level = _SEVERITY[d['severity']]
-        kv = {'model': self.bundle.name, 'model_path': str(self.bundle.path),
-              'detector_family': self.bundle.family, 'provider': self.core.detector.provider,
-              'gpu_fallback': self.core.detector.fell_back, **d}
-        if self.pub_features is not None:
-            kv.update(collaborative_accounting(self.bundle, self.forwarded, self.withheld,
-                                               self.bytes_forwarded))
-        st = DiagnosticStatus(level=level, name=f'{self.get_name()}: OOD monitor',
-                              message=d['reason'], hardware_id=self.bundle.name,
-                              values=[KeyValue(key=k, value=f'{v:.4g}' if isinstance(v, float)
-                                               else str(v)) for k, v in kv.items()])
-        msg = DiagnosticArray(status=[st])
+        statuses = []
+        for cam in self.cameras:
+            d = cam.core.diagnostics()
+            kv = {'model': self.bundle.name, 'model_path': str(self.bundle.path),
+                  'detector_family': self.bundle.family, 'provider': self.detector.provider,
+                  'gpu_fallback': self.detector.fell_back, **d}
+            if cam.name:
+                kv['camera'], kv['topic'] = cam.name, cam.sub.topic_name
+            if self.pub_features is not None:
+                kv.update(collaborative_accounting(self.bundle, self.forwarded, self.withheld,
+                                                   self.bytes_forwarded))
+            statuses.append(DiagnosticStatus(
+                level=_SEVERITY[d['severity']],
+                name=f'{self.get_name()}: OOD monitor' + (f' ({cam.name})' if cam.name else ''),
+                message=d['reason'], hardware_id=self.bundle.name,
+                values=[KeyValue(key=k, value=f'{v:.4g}' if isinstance(v, float) else str(v))
+                        for k, v in kv.items()]))
+        if len(self.cameras) > 1:   # first: the verdict the controller acts on
+            is_safe, reason = self._combined()
+            statuses.insert(0, DiagnosticStatus(
+                level=max(s.level for s in statuses), name=f'{self.get_name()}: OOD monitor',
+                message=reason, hardware_id=self.bundle.name,
+                values=[KeyValue(key='is_safe', value=str(is_safe)),
+                        KeyValue(key='cameras', value=','.join(c.name for c in self.cameras))]))
+        msg = DiagnosticArray(status=statuses)
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(msg)
 
