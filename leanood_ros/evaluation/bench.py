@@ -453,16 +453,20 @@ def main(argv=None) -> int:
     if argv[:1] == ['big_frames']:
         from .bench_big_frames import main as bench_big_frames
         return bench_big_frames(argv[1:])
+    if argv[:1] == ['cameras']:
+        from .bench_cameras import main as bench_cameras
+        return bench_cameras(argv[1:])
     if argv[:1] == ['input']:
         from .bench_input import main as bench_input
         return bench_input(argv[1:])
     ap = argparse.ArgumentParser(prog='leanood bench', description=__doc__.splitlines()[0])
     ap.add_argument('what', choices=('detectors', 'node', 'soak', 'faults', 'all', 'adapt',
-                                     'big_frames', 'input'),
+                                     'big_frames', 'input', 'cameras'),
                     help='adapt: the new-camera benchmark (leanood bench adapt --help); '
                          'big_frames: big JPEGs and node memory (leanood bench big_frames -h); '
                          'input: the camera input path against a baseline revision '
-                         '(leanood bench input -h)')
+                         '(leanood bench input -h); cameras: several cameras in one node '
+                         '(leanood bench cameras -h)')
     ap.add_argument('--models', default=','.join(DEFAULT_MODELS))
     ap.add_argument('--model', default='vae_lean')
     ap.add_argument('--rates', default='30,60,120,240')

@@ -47,6 +47,7 @@ def main(argv=None) -> int:
     ap.add_argument('--bad', type=float, default=0.0, help='fraction of malformed frames')
     ap.add_argument('--best-effort', action='store_true')
     ap.add_argument('--compressed', action='store_true', help='JPEG on image/compressed')
+    ap.add_argument('--topic', default='image', help='image topic (+ /compressed)')
     a = ap.parse_args(argv)
     frames = load_frames(a.width, a.height, jpeg=a.compressed)
     rclpy.init()
@@ -54,10 +55,10 @@ def main(argv=None) -> int:
     qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT if a.best_effort
                      else ReliabilityPolicy.RELIABLE)
     if a.compressed:
-        pub = node.create_publisher(CompressedImage, 'image/compressed', qos)
+        pub = node.create_publisher(CompressedImage, f'{a.topic}/compressed', qos)
         msg = CompressedImage(format='jpeg')
     else:
-        pub = node.create_publisher(Image, 'image', qos)
+        pub = node.create_publisher(Image, a.topic, qos)
         msg = Image(height=a.height, width=a.width, encoding='rgb8', step=a.width * 3,
                     is_bigendian=0)
     deadline = time.monotonic() + 30

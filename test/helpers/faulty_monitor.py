@@ -28,10 +28,10 @@ def decode_raw(encoding, height, width, step, is_bigendian, data):
     return real_decode_raw(encoding, height, width, step, is_bigendian, data)
 
 
-def publish_verdict(self, header, *args):
+def publish_verdict(self, camera, header, *args):
     if header.frame_id == 'fail_publish':
         raise RuntimeError('injected fault in publishing')
-    return real_publish_verdict(self, header, *args)
+    return real_publish_verdict(self, camera, header, *args)
 
 
 real_decode_raw, ood_monitor.decode_raw = ood_monitor.decode_raw, decode_raw
