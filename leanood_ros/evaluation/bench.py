@@ -241,6 +241,29 @@ class NodeRun:
         except psutil.Error:
             return float('nan')
 
+    def memory(self) -> dict:
+        """The node's memory in MB: RSS and what it is made of, USS and PSS.
+
+        RSS counts the shared libraries (onnxruntime, OpenCV, ROS: mapped once for every
+        process on the robot) and DDS shared-memory segments; USS is what this process alone
+        costs, PSS its fair share of the shared pages.
+        """
+        import psutil
+        try:
+            proc = psutil.Process(self.node.pid)
+            if proc.children():   # taskset -> python: the node is the child
+                proc = proc.children()[0]
+            full = proc.memory_full_info()
+            status = dict(line.split(':', 1) for line in
+                          open(f'/proc/{proc.pid}/status').read().splitlines() if ':' in line)
+        except (psutil.Error, OSError):
+            return {}
+        kb = {k: int(status[k].split()[0]) / 1024 for k in ('RssAnon', 'RssFile', 'RssShmem')
+              if k in status}
+        return {'rss': full.rss / 2 ** 20, 'uss': full.uss / 2 ** 20, 'pss': full.pss / 2 ** 20,
+                'anon': kb.get('RssAnon'), 'file': kb.get('RssFile'),
+                'shmem': kb.get('RssShmem')}
+
     def last_diag(self) -> dict:
         return dict(self.diag[-1][1]) if self.diag else {}
 
@@ -271,7 +294,7 @@ def bench_node(model: str = 'vae_lean', rates=(30, 60, 120, 240), seconds: float
     run = NodeRun(model, ['compressed:=true'] if compressed else [], repo=repo)
     rows = []
     try:
-        idle_rss = run.rss_mb()
+        idle_rss, idle_memory = run.rss_mb(), run.memory()
         for rate in rates:
             before = run.last_diag()
             n0 = len(run.status)
@@ -294,13 +317,14 @@ def bench_node(model: str = 'vae_lean', rates=(30, 60, 120, 240), seconds: float
                 # a growing queue would show as latency rising through the run
                 'e2e_p50_first_half_ms': _pct(e2e[:half], 50),
                 'e2e_p50_second_half_ms': _pct(e2e[half:], 50),
-                'node_rss_mb': run.rss_mb()})
+                'node_rss_mb': run.rss_mb(), 'node_memory_mb': run.memory()})
     finally:
         rc = run.close()
     sustained = [r['rate_hz'] for r in rows if r['sustained']]
     return {'model': model, 'node_cpu': 'pinned to one core (taskset -c 0)', 'rows': rows,
             'max_sustained_hz': max(sustained) if sustained else None, 'exit_code': rc,
             'fastdds_profile': str(PROFILE.relative_to(REPO)), 'idle_rss_mb': idle_rss,
+            'idle_memory_mb': idle_memory,
             'input': f"{size[0]}x{size[1]} {'jpeg' if compressed else 'rgb8'}"}
 
 
@@ -378,12 +402,12 @@ def bench_faults(model: str = 'vae_lean', slow_model: str = 'vae_baseline') -> d
 
 
 # -- report -----------------------------------------------------------------------------------
-def markdown(results: dict) -> str:
+def markdown(results: dict, command: str = 'leanood bench all --out benchmarks') -> str:
     m = results['machine']
     lines = ['# leanood_ros benchmarks', '',
              f"Machine: {m['cpu']} ({m['cores']} cores, {m['machine']}), Python {m['python']}, "
              f"onnxruntime {m['onnxruntime']}, providers {', '.join(m['providers'])}; "
-             f"{m['date']}.  Regenerate with `leanood bench all --out benchmarks`.", '']
+             f"{m['date']}.  Regenerate with `{command}`.", '']
     if 'detectors' in results:
         lines += ['## Detectors (one 640x480 frame: resize + preprocessing + inference + score)',
                   '',
@@ -421,6 +445,15 @@ def markdown(results: dict) -> str:
                 f"{r['inference_p50_ms']:.2f} | {r['e2e_p50_first_half_ms']:.2f} / "
                 f"{r['e2e_p50_second_half_ms']:.2f} | {r['node_rss_mb']:.0f} |")
         lines.append(f"\nHighest rate judged without skipping: {n['max_sustained_hz']} Hz.")
+        for label, mem in (('idle', n.get('idle_memory_mb')),
+                           (f"after {n['rows'][-1]['rate_hz']} Hz", n['rows'][-1].get(
+                               'node_memory_mb')) if n['rows'] else ('', None)):
+            if mem:
+                lines.append(
+                    f"\nNode memory {label}: RSS {mem['rss']:.1f} MB = private "
+                    f"{mem['anon']:.1f} + shared libraries {mem['file']:.1f} + DDS shared "
+                    f"memory {mem['shmem']:.1f}; unique to the process (USS) {mem['uss']:.1f} "
+                    f"MB, its share of shared pages included (PSS) {mem['pss']:.1f} MB.")
     if 'soak' in results:
         s = results['soak']
         lines += ['', f"## Soak ({s['model']}, {s['minutes']} min at {s['rate_hz']} Hz)", '',
@@ -488,7 +521,7 @@ def main(argv=None) -> int:
         results['faults'] = bench_faults(a.model)
     if a.what in ('soak', 'all'):
         results['soak'] = bench_soak(a.model, a.minutes)
-    text = markdown(results)
+    text = markdown(results, f'leanood bench {a.what}' + (f' --out {a.out}' if a.out else ''))
     publish(results, text, a.out)
     return 0
 
