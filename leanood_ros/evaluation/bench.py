@@ -242,7 +242,7 @@ class NodeRun:
             return float('nan')
 
     def memory(self) -> dict:
-        """The node's memory in MB: RSS and what it is made of, USS and PSS.
+        """Return the node's memory in MB: RSS and what it is made of, USS and PSS.
 
         RSS counts the shared libraries (onnxruntime, OpenCV, ROS: mapped once for every
         process on the robot) and DDS shared-memory segments; USS is what this process alone
