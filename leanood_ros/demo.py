@@ -67,10 +67,18 @@ def run(model: str, recording: str, device: str = 'cpu', rate: float = 0.0,
                 float(kv['latency_ms']))
     label_sub = node.create_subscription(Header, 'camera_replay/label', on_label, 1000)
     status_sub = node.create_subscription(DiagnosticArray, 'ood/status', on_status, 1000)
-    monitor_up = threading.Event()
+    monitor_up = threading.Event()   # the monitor's status publisher has matched us
+
+    def on_diagnostics(msg):
+        for st in msg.status:
+            kv = {v.key: v.value for v in st.values}
+            if int(kv.get('status_subscribers', 0)) >= 1:
+                monitor_up.set()
+    node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    node.create_subscription(Bool, 'ood/is_safe', lambda _: monitor_up.set(), latched)
+    is_safe_heard = threading.Event()
+    node.create_subscription(Bool, 'ood/is_safe', lambda _: is_safe_heard.set(), latched)
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
     stop = threading.Event()
@@ -82,9 +90,11 @@ def run(model: str, recording: str, device: str = 'cpu', rate: float = 0.0,
     #      listener) are matched and have acknowledged the first frame (camera_replay's
     #      wait_for_subscribers: an acknowledgement proves the subscriber's side too);
     #   2. the monitor starts;
-    #   3. this listener waits until it hears the monitor (its latched flag, and the status
-    #      publisher matched here) and only then subscribes to the images: the camera starts,
-    #      and every verdict finds this listener matched.
+    #   3. this listener waits until it hears the monitor (its latched flag, the status
+    #      publisher matched here, and /diagnostics saying that the status publisher has
+    #      matched this listener on its side too: statuses are built only for listeners it
+    #      knows) and only then subscribes to the images: the camera starts, and every
+    #      verdict finds this listener matched.
     replay_params = {'recording': recording, 'wait_for_subscribers': 2, 'rate': float(rate)}
     if shift:
         replay_params.update(shift=shift, shift_after_s=float(shift_after))
@@ -98,7 +108,8 @@ def run(model: str, recording: str, device: str = 'cpu', rate: float = 0.0,
             time.sleep(0.05)
         monitor = _node('leanood_ros.nodes.ood_monitor', {'model': model, 'device': device},
                         env, log)
-        while not (monitor_up.wait(0.05) and _matched_publishers(node, status_sub) >= 1):
+        while not (monitor_up.wait(0.05) and is_safe_heard.is_set()
+                   and _matched_publishers(node, status_sub) >= 1):
             if monitor.poll() is not None or time.monotonic() > deadline + 60:
                 raise RuntimeError(f'ood_monitor did not start; see {log_path}')
         node.create_subscription(Image, 'image', lambda _: None, 1)

@@ -442,6 +442,9 @@ class MonitorShell:
             kv = {'model': self.bundle.name, 'model_path': str(self.bundle.path),
                   'detector_family': self.bundle.family, 'provider': self.detector.provider,
                   'gpu_fallback': self.detector.fell_back, **d}
+            # who hears the per-frame status (built only then): a tool that must not miss a
+            # verdict waits until this counts it (the publisher's side of the match)
+            kv['status_subscribers'] = cam.pub_status.get_subscription_count()
             if cam.name:
                 kv['camera'], kv['topic'] = cam.name, cam.sub.topic_name
             if self.pub_features is not None:
