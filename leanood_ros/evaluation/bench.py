@@ -521,7 +521,7 @@ def main(argv=None) -> int:
         results['faults'] = bench_faults(a.model)
     if a.what in ('soak', 'all'):
         results['soak'] = bench_soak(a.model, a.minutes)
-    text = markdown(results, f'leanood bench {a.what}' + (f' --out {a.out}' if a.out else ''))
+    text = markdown(results, 'leanood bench ' + ' '.join(argv))
     publish(results, text, a.out)
     return 0
 
