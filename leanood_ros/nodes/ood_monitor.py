@@ -296,6 +296,7 @@ class MonitorShell:
             # the ROS clock (sim time if used) at receipt judges the stamp
             cam.slot = (msg, now, time.time_ns(), self.get_clock().now().nanoseconds)
         self._wake.set()
+        time.sleep(0)   # hand the GIL to the judging thread now, not when the executor waits
 
     def _take(self):
         """Return the next camera with a waiting frame (in turn: none starves) and the frame."""
