@@ -33,10 +33,10 @@ def timed(owner, name: str) -> None:
 
 
 def judge_with_totals(real):
-    def wrapper(self, msg, received_at, *args):
+    def wrapper(self, camera, msg, received_at, *args):
         WALL['wake'].append((time.monotonic() - received_at) * 1e3)
         t, cpu = time.perf_counter(), time.thread_time()
-        real(self, msg, received_at, *args)
+        real(self, camera, msg, received_at, *args)
         WALL['_judge (all of it)'].append((time.perf_counter() - t) * 1e3)
         WALL['_judge, judging-thread CPU'].append((time.thread_time() - cpu) * 1e3)
     return wrapper
