@@ -6,6 +6,8 @@ detector code path.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +106,17 @@ def make_tiny_bundle(directory: Path, n_calibration: int = 200, seed: int = 0,
     calibrate(bundle, frames, 'synthetic smooth frames')
     save_bundle(bundle, directory)
     return directory
+
+
+def edit_manifest(d: Path, fn) -> None:
+    """Change a bundle's bundle.json in place with fn(manifest)."""
+    m = json.loads((d / 'bundle.json').read_text())
+    fn(m)
+    (d / 'bundle.json').write_text(json.dumps(m))
+
+
+def replace_file(d: Path, rel: str, data: bytes, key) -> None:
+    """Tamper like someone who knows the format: new bytes *and* a matching sha256."""
+    (d / rel).write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    edit_manifest(d, lambda m: key(m).update(sha256=digest))

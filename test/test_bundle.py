@@ -1,5 +1,4 @@
 """Bundles: loading, the schema, tampering (issue: fail-safe under attack), atomic writing."""
-import hashlib
 import json
 import shutil
 
@@ -7,6 +6,7 @@ from hypothesis import given, HealthCheck, settings, strategies as st
 import numpy as np
 import pytest
 
+from bundle_factory import edit_manifest, replace_file
 import fault_table
 from leanood_ros.backends import BackendError, make_backend
 from leanood_ros.bundle import (BundleError, load_bundle, resolve_bundle_path, save_bundle)
@@ -28,19 +28,6 @@ def fitted_bundle(tmp_path_factory):
     from leanood_ros.heads import WhitenedKnnHead
     return make_tiny_bundle(tmp_path_factory.mktemp('fitted') / 'wknn', n_calibration=240,
                             head=WhitenedKnnHead('mu'))
-
-
-def edit_manifest(d, fn):
-    m = json.loads((d / 'bundle.json').read_text())
-    fn(m)
-    (d / 'bundle.json').write_text(json.dumps(m))
-
-
-def replace_file(d, rel, data: bytes, key):
-    """Tamper like someone who knows the format: new bytes *and* a matching sha256."""
-    (d / rel).write_bytes(data)
-    digest = hashlib.sha256(data).hexdigest()
-    edit_manifest(d, lambda m: key(m).update(sha256=digest))
 
 
 def npy_bytes(a) -> bytes:

@@ -9,6 +9,7 @@ import pytest
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from bundle_factory import edit_manifest, replace_file
 from ros_harness import Listener, RosProcess
 
 REPO = Path(__file__).resolve().parent.parent
@@ -99,7 +100,6 @@ def failing_cloud_bundle(directory: Path) -> Path:
     ConstantOfShape([1, max(x)]): a real onnxruntime error ("shape size must be >= 0") for
     some inputs and a normal (1, n) output for others - no mock anywhere.
     """
-    import hashlib
     import json
     import shutil
     from onnx import helper as h, TensorProto as T
@@ -116,11 +116,8 @@ def failing_cloud_bundle(directory: Path) -> Path:
                          [h.make_tensor_value_info('probabilities', T.FLOAT, [1, None])],
                          initializer=[h.make_tensor('one', T.INT64, [1], [1])])
     model = h.make_model(graph, opset_imports=[h.make_opsetid('', 13)], ir_version=8)
-    data = model.SerializeToString()
-    (directory / 'cloud.onnx').write_bytes(data)
-    manifest = json.loads((directory / 'bundle.json').read_text())
-    manifest['graphs']['cloud']['sha256'] = hashlib.sha256(data).hexdigest()
-    (directory / 'bundle.json').write_text(json.dumps(manifest))
+    replace_file(directory, 'cloud.onnx', model.SerializeToString(),
+                 lambda m: m['graphs']['cloud'])
     return directory
 
 
@@ -169,13 +166,10 @@ def test_a_failing_cloud_inference_is_counted_reported_and_survived(domain_id, t
                                            ('16x112x112', 'forward.shape')])
 def test_a_forward_shape_the_cloud_graph_cannot_take_refuses_to_start(domain_id, tmp_path,
                                                                       shape, message):
-    import json
     import shutil
     bundle = tmp_path / 'b'
     shutil.copytree(SHIPPED, bundle)
-    manifest = json.loads((bundle / 'bundle.json').read_text())
-    manifest['forward']['shape'] = shape
-    (bundle / 'bundle.json').write_text(json.dumps(manifest))
+    edit_manifest(bundle, lambda m: m['forward'].update(shape=shape))
     cloud = RosProcess.node('leanood_ros.nodes.collaborative_inference',
                             ['-p', f'model:={bundle}'], domain_id, tmp_path / 'cloud.log')
     assert cloud.wait(60) == 2, cloud.output()
