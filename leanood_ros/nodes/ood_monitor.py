@@ -427,10 +427,12 @@ class MonitorShell:
         alive, busy_since = self._worker.is_alive(), self._busy_since
         faults = [cam.core.watchdog(alive, busy_since) for cam in self.cameras]
         fault = next((f for f in faults if f), None)
+        # one state per camera, so that the combined flag is the one its cameras' flags say
+        states = {cam.name: cam.core.state() for cam in self.cameras}
         for cam in self.cameras:
             if cam.pub_safe is not self.pub_safe:
-                cam.pub_safe.publish(Bool(data=bool(cam.core.state()[0])))
-        self.pub_safe.publish(Bool(data=bool(self._combined()[0])))
+                cam.pub_safe.publish(Bool(data=bool(states[cam.name][0])))
+        self.pub_safe.publish(Bool(data=bool(multi.combine(states)[0])))
         if fault:
             self.get_logger().error(fault, throttle_duration_sec=2.0)
             if self.values['watchdog_exit']:
