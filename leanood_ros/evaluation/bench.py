@@ -218,13 +218,21 @@ class NodeRun:
             if 'frames_received' in kv:
                 self.diag.append((time.monotonic(), kv))
 
-    def camera(self, schedule: str, bad: float = 0.0, cpu: int = 1, size=(640, 480),
-               compressed: bool = False) -> dict:
+    @staticmethod
+    def camera_command(schedule: str, bad: float = 0.0, cpu: int = 1, size=(640, 480),
+                       compressed: bool = False, topic: str = 'image') -> list:
+        """Return the bench camera's command line (pinned to `cpu`; prints {'sent': ...})."""
         cmd = [sys.executable, '-m', 'leanood_ros.evaluation.bench_camera', '--schedule', schedule,
-               '--bad', str(bad), '--width', str(size[0]), '--height', str(size[1])]
+               '--bad', str(bad), '--width', str(size[0]), '--height', str(size[1]),
+               '--topic', topic]
         cmd += ['--compressed'] if compressed else []
         if os.cpu_count() > 1:
             cmd = ['taskset', '-c', str(cpu)] + cmd
+        return cmd
+
+    def camera(self, schedule: str, bad: float = 0.0, cpu: int = 1, size=(640, 480),
+               compressed: bool = False) -> dict:
+        cmd = self.camera_command(schedule, bad, cpu, size, compressed)
         out = subprocess.run(cmd, env=self.env, capture_output=True, text=True)
         time.sleep(1.5)   # last verdicts and one more /diagnostics
         try:

@@ -4,20 +4,19 @@
 
 For each camera count, one monitor (pinned to CPU 0) judges that many 640x480 rgb8 streams at
 30 Hz each (bench cameras on the other CPU, all started together).  Reported side by side: the
-node's RSS at rest and after streaming, frames judged per camera, the combined flag's state;
-the RSS added per extra camera against one camera.
+node's RSS at rest, while and after streaming, frames judged per camera, and the RSS added
+per extra camera against one camera.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 import subprocess
 import sys
 import time
 
-from .bench import _env, machine, NodeRun, publish
+from .bench import machine, NodeRun, publish
 
 
 def run(model: str, count: int, rate: float, seconds: float, size=(640, 480)) -> dict:
@@ -27,12 +26,9 @@ def run(model: str, count: int, rate: float, seconds: float, size=(640, 480)) ->
     node = NodeRun(model, extra)
     try:
         rest = node.rss_mb()
-        cmd = [sys.executable, '-m', 'leanood_ros.evaluation.bench_camera', '--schedule',
-               f'{rate}:{seconds}', '--width', str(size[0]), '--height', str(size[1])]
-        if os.cpu_count() > 1:
-            cmd = ['taskset', '-c', '1'] + cmd
-        cams = [subprocess.Popen(cmd + ['--topic', t if count > 1 else 'image'],
-                                 env=_env(node.domain), stdout=subprocess.PIPE, text=True)
+        cams = [subprocess.Popen(NodeRun.camera_command(f'{rate}:{seconds}', size=size,
+                                                        topic=t if count > 1 else 'image'),
+                                 env=node.env, stdout=subprocess.PIPE, text=True)
                 for t in topics]
         peak = rest
         while any(c.poll() is None for c in cams):
