@@ -94,6 +94,7 @@ class CameraReplay(Node):
         self.close = self.recording.close
         self.sent = 0
         self.started = None
+        self._last_sent = None   # monotonic time of the last frame published
         self.finished = False
         self.timer = self.create_timer(self.period, self._tick)
         extras = (f', {shift} after {self.shift_after:g} s' if shift else '') + \
@@ -136,6 +137,13 @@ class CameraReplay(Node):
         self.pub_label.publish(Header(stamp=header.stamp,
                                       frame_id=label if label is not None else UNKNOWN))
         self.sent += 1
+        now = time.monotonic()
+        # a late tick (this process starved, a chunk of the bag decoded) must not be followed at
+        # once by the next one, on the timer's schedule: a camera keeps its frame spacing, it
+        # does not catch up in bursts (a subscriber that keeps the newest frame would skip one)
+        if self._last_sent is not None and now - self._last_sent > 1.5 * self.period:
+            self.timer.reset()
+        self._last_sent = now
         if self.sent == 1 and self.wait_subscribers > 0:
             self._first_frame_acknowledged()
 
