@@ -47,7 +47,10 @@ STUDENT_INTERPOLATION = 'linear'
 PRUNE_RATIOS = (0.5, 0.75, 0.9)
 # Score definitions compared on the baseline (see fit_head).
 SCORES = ('kl_prior', 'kl_fitted', 'features', 'features_wknn')
-FEATURE_TAPS = [0]
+# Encoder blocks whose channel statistics make `features`: the second block is what catches
+# motion blur once `leanood adapt` pools a new place in (benchmarks/adapt/TAPS.md, chosen on
+# validation held-out places; block 0 alone missed blur there).
+FEATURE_TAPS = [0, 1]
 
 
 @dataclass
@@ -122,8 +125,9 @@ def fit_head(kind: str, mu: np.ndarray, features: np.ndarray | None = None):
     kl_prior:        the paper's KL of the latent Gaussian from the prior N(0, I);
     kl_fitted:       KL of the latent Gaussian from the ID aggregate posterior N(m, S)
                      (Ledoit-Wolf);
-    features:        Gaussian divergence of the encoder's first-block channel statistics (measured
-                     on the baseline: adding the latent mean to them lowers AUROC, blur most);
+    features:        Gaussian divergence of the channel statistics of the encoder's first blocks
+                     (FEATURE_TAPS; measured on the baseline: adding the latent mean to them lowers
+                     AUROC, blur most);
     features_wknn:   the same statistics, whitened, scored by the distance to the nearest ID
                      training vector (memory bank), EARLIN's score.
     """
@@ -246,7 +250,7 @@ def run(teacher_dir: Path, sets: dict, out: Path, budget: float = 0.02, threads:
                            ', '.join(p.name for p in cal_paths),
                            head=fit_head(kind, fit_mu, fit_feat),
                            description=f'beta-VAE encoder ({v.name}), fp32', prov=prov,
-                           id_paths=sets['id'])
+                           id_paths=sets['id'], fit_frames=len(fit_feat))
                 ev = evaluate_bundle(str(bdir), sets['id'], sets['ood'], stride=stride_eval)
                 (bdir / 'eval.json').write_text(json.dumps(ev, default=str))
             results[kind] = json.loads((bdir / 'eval.json').read_text())

@@ -57,11 +57,12 @@ def vae_bundle(out: Path, name: str, encoder: torch.nn.Module, arch: dict, pre: 
                calib_images: np.ndarray, calib_source: str, head: ScoreHead | None = None,
                description: str = '', prov: dict | None = None, metrics: dict | None = None,
                decision: dict | None = None, onnx_file: Path | None = None, id_paths=(),
-               force: bool = True) -> Path:
+               force: bool = True, fit_frames: int | None = None) -> Path:
     """Build a vae-family bundle in memory and write it once.
 
     Graph, torch twin, fitted `head`, calibration, decision tuned on `id_paths` when given.
-    `onnx_file` replaces the exported graph (e.g. quantized).
+    `onnx_file` replaces the exported graph (e.g. quantized).  `fit_frames` (how many ID frames
+    the head was fitted on) weighs the prior when `leanood adapt` pools a new place in.
     """
     from safetensors.torch import save_file
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,7 +78,8 @@ def vae_bundle(out: Path, name: str, encoder: torch.nn.Module, arch: dict, pre: 
                       str(tmp / 'encoder.safetensors'))
             graph['torch'] = {'file': 'encoder.safetensors',
                               'architecture': dict(arch, type='vae_encoder')}
-        manifest = {'name': name, 'description': description, 'detector': {'family': 'vae'},
+        detector = {'family': 'vae', **({'fit_frames': int(fit_frames)} if fit_frames else {})}
+        manifest = {'name': name, 'description': description, 'detector': detector,
                     'graphs': {'detector': graph}, 'preprocessing': pre.to_dict(),
                     'provenance': prov or {}, 'metrics': metrics or {}}
         if decision:
