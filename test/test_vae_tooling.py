@@ -12,7 +12,8 @@ from leanood_ros.bundle import load_bundle  # noqa: E402
 from leanood_ros.detectors import build_detector  # noqa: E402
 from leanood_ros.training import compress  # noqa: E402
 from leanood_ros.training.architectures import (BASELINE, count_parameters,  # noqa: E402
-                                                encoder_from_state, VaeEncoder)
+                                                encoder_from_onnx, encoder_from_state,
+                                                VaeEncoder)
 from leanood_ros.training.export import quantize_int8, vae_bundle  # noqa: E402
 from leanood_ros.training.train_vae import train, vae_preprocessing  # noqa: E402
 
@@ -101,6 +102,28 @@ def test_latencies_are_measured_side_by_side(tmp_path):
                     ('mu', 'logvar'))
     lat = compress.measure_latencies({'a': (a, 32), 'b': (b, 32)}, rounds=2, per_round=5)
     assert set(lat) == {'a', 'b'} and lat['b']['p50_ms'] > lat['a']['p50_ms']
+
+
+def test_an_encoder_rebuilt_from_its_graph_scores_like_it_with_other_taps(tmp_path):
+    # a bundle without its torch twin can still get other feature taps (tools/retap_vae_bundle)
+    from leanood_ros.training.export import export_onnx
+    torch.manual_seed(3)
+    enc = VaeEncoder(**dict(SMALL, feature_taps=[0])).eval()
+    for block in enc.features:          # non-trivial batch norms, folded into the convs by export
+        bn = block[1]
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.2, 0.2)
+    path = export_onnx(enc, 32, tmp_path / 'enc.onnx', ('mu', 'logvar', 'features'))
+    rebuilt = encoder_from_onnx(path, 32, latent=6, feature_taps=[0, 1])
+    x = torch.from_numpy(frames(4)).permute(0, 3, 1, 2).float().div(255)
+    enc.feature_taps = (0, 1)
+    with torch.inference_mode():
+        want, got = enc(x), rebuilt(x)
+    assert got[2].shape == (4, 32)      # mean and std of 8 + 8 channels
+    for w, g in zip(want, got):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
 
 
 def test_int8_keeps_the_score_inputs_in_float(tmp_path):

@@ -33,7 +33,7 @@ MEASURED = ('validation', 'bags/test', 'bags/val', 'graph_bytes', 'macs', 'param
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('model', type=Path, help='a VAE bundle with a torch twin (encoder.safetensors)')
+    ap.add_argument('model', type=Path, help='a VAE bundle (its torch twin, else its graph)')
     ap.add_argument('--taps', type=int, nargs='+', required=True, help='encoder blocks to tap')
     ap.add_argument('--dataset', type=Path, required=True, help='built dataset (train/calib/val)')
     ap.add_argument('--out', type=Path, required=True)
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
                     help='bundle the speed-up is measured against (side by side, one run)')
     a = ap.parse_args(argv)
     from safetensors.torch import load_file
-    from leanood_ros.training.architectures import encoder_from_state
+    from leanood_ros.training.architectures import encoder_from_onnx, encoder_from_state
     from leanood_ros.training.compress import fit_head, latent_targets
     from leanood_ros.evaluation.evaluate import evaluate_bundle, summary
     from leanood_ros.evaluation.graph_stats import graph_macs
@@ -54,13 +54,17 @@ def main(argv=None) -> int:
     from leanood_ros.training.export import provenance, vae_bundle
     from leanood_ros.bundle import save_bundle
     src = load_bundle(a.model)
-    graph = src.manifest['graphs']['detector']
-    if 'torch' not in graph:
-        ap.error(f'{a.model}: no torch twin (encoder.safetensors) to rebuild the graph from')
-    arch = {k: v for k, v in graph['torch']['architecture'].items() if k != 'type'}
-    arch['feature_taps'] = sorted(set(a.taps))
-    encoder = encoder_from_state(arch, load_file(str(src.path / graph['torch']['file'])))
+    graph, taps = src.manifest['graphs']['detector'], sorted(set(a.taps))
     pre, sets = src.preprocessing, resolve_dataset(a.dataset, 'val')
+    if 'torch' in graph:
+        arch = {k: v for k, v in graph['torch']['architecture'].items() if k != 'type'}
+        encoder = encoder_from_state(dict(arch, feature_taps=taps),
+                                     load_file(str(src.path / graph['torch']['file'])))
+        from_taps = arch.get('feature_taps')
+    else:   # no twin (vae_baseline): rebuilt from the graph, and the new bundle stays twin-less
+        encoder = encoder_from_onnx(src.path / graph['file'], pre.width, feature_taps=taps)
+        from_taps = None
+    arch = dict(encoder.arch, feature_taps=taps)
     fit = load_frames(sets['fit'], pre, stride=a.fit_stride).images
     mu, _, feats = (t.numpy() for t in latent_targets(encoder, fit, features=True))
     cal = load_frames(sets['calib'], pre).images
@@ -68,13 +72,13 @@ def main(argv=None) -> int:
     prov = dict(old.get('provenance', {}))
     prov['retapped'] = provenance(f'head refitted on {len(fit)} training frames',
                                   {'feature_taps': arch['feature_taps'],
-                                   'from_taps': graph['torch']['architecture'].get('feature_taps')})
+                                   'from_taps': from_taps})
     metrics = {k: v for k, v in old.get('metrics', {}).items() if k not in MEASURED}
     vae_bundle(a.out, old['name'], encoder, arch, pre, cal,
                ', '.join(p.name for p in sets['calib']), head=fit_head('features', mu, feats),
                description=old.get('description', ''), prov=prov, metrics=metrics,
                id_paths=sets['id'] + expand(a.tune_with, '--tune-with'), force=False,
-               fit_frames=len(fit))
+               fit_frames=len(fit), twin='torch' in graph)
     # measured again: validation split (as leanood compress records it) and the graph, timed
     # side by side with the source and the baseline
     b = load_bundle(a.out)

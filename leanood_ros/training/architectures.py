@@ -139,3 +139,34 @@ def load_torch_twin(spec: dict, bundle_path: Path) -> nn.Module:
     from ..bundle import read_verified
     data = read_verified(Path(bundle_path) / spec['file'], spec.get('sha256', ''), 'torch twin')
     return encoder_from_state(spec['architecture'], load(data))
+
+
+def encoder_from_onnx(path, input_size: int, latent: int = 30, feature_taps=()) -> VaeEncoder:
+    """Rebuild an encoder from an exported VAE graph (a bundle without its torch twin).
+
+    The exporter folds each batch norm into its conv (weight and bias), so the rebuilt blocks get
+    the folded weights and an identity batch norm; fully connected layers keep their names.
+    Used to give such a bundle other feature taps (tools/retap_vae_bundle.py).
+    """
+    import onnx
+    from onnx import numpy_helper
+    model = onnx.load(str(path))
+    init = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy())
+            for i in model.graph.initializer}
+    convs = [n for n in model.graph.node if n.op_type == 'Conv']
+    state = {}
+    for i, node in enumerate(convs):
+        w = init[node.input[1]]
+        b = init[node.input[2]] if len(node.input) > 2 else torch.zeros(w.shape[0])
+        eps = 1e-5      # nn.BatchNorm2d's default: var = 1 - eps makes it exactly x + bias
+        state.update({f'features.{i}.0.weight': w, f'features.{i}.1.weight': torch.ones_like(b),
+                      f'features.{i}.1.bias': b,
+                      f'features.{i}.1.running_mean': torch.zeros_like(b),
+                      f'features.{i}.1.running_var': torch.full_like(b, 1.0 - eps),
+                      f'features.{i}.1.num_batches_tracked': torch.tensor(0)})
+    fc = sorted({int(k.split('.')[1]) for k in init
+                 if k.startswith('fc.') and k.endswith('.weight')})
+    state.update({k: v for k, v in init.items() if k.split('.')[0] in ('fc', 'mu', 'logvar')})
+    arch = {'input_size': input_size, 'channels': [0] * len(convs), 'fc': [0] * len(fc),
+            'latent': latent, 'feature_taps': list(feature_taps)}
+    return encoder_from_state(arch, state)

@@ -57,12 +57,13 @@ def vae_bundle(out: Path, name: str, encoder: torch.nn.Module, arch: dict, pre: 
                calib_images: np.ndarray, calib_source: str, head: ScoreHead | None = None,
                description: str = '', prov: dict | None = None, metrics: dict | None = None,
                decision: dict | None = None, onnx_file: Path | None = None, id_paths=(),
-               force: bool = True, fit_frames: int | None = None) -> Path:
+               force: bool = True, fit_frames: int | None = None, twin: bool = True) -> Path:
     """Build a vae-family bundle in memory and write it once.
 
     Graph, torch twin, fitted `head`, calibration, decision tuned on `id_paths` when given.
     `onnx_file` replaces the exported graph (e.g. quantized).  `fit_frames` (how many ID frames
     the head was fitted on) weighs the prior when `leanood adapt` pools a new place in.
+    `twin=False` leaves out the torch twin (the graph alone can rebuild it: encoder_from_onnx).
     """
     from safetensors.torch import save_file
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,7 +74,7 @@ def vae_bundle(out: Path, name: str, encoder: torch.nn.Module, arch: dict, pre: 
         else:
             export_onnx(encoder, pre.width, tmp / 'encoder.onnx', outputs)
         graph = {'file': 'encoder.onnx', 'input': 'image', 'outputs': outputs}
-        if onnx_file is None:   # a quantized graph no longer matches the torch weights
+        if onnx_file is None and twin:  # a quantized graph no longer matches the torch weights
             save_file({k: v.contiguous() for k, v in encoder.state_dict().items()},
                       str(tmp / 'encoder.safetensors'))
             graph['torch'] = {'file': 'encoder.safetensors',

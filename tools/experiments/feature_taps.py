@@ -1,8 +1,10 @@
-"""Which encoder blocks a VAE student's `features` should summarise (vae_lean's feature taps).
+"""Which encoder blocks a VAE bundle's `features` should summarise (its feature taps).
 
     .venv/bin/python tools/experiments/feature_taps.py > benchmarks/adapt/TAPS.md
+    .venv/bin/python tools/experiments/feature_taps.py vae_baseline 0 0,1 \
+        >> benchmarks/adapt/TAPS.md
 
-The Gaussian head of `vae_lean` scores the per-channel mean and standard deviation of tapped
+The Gaussian head of a VAE bundle scores the per-channel mean and standard deviation of tapped
 encoder blocks.  With block 0 only, `leanood adapt` on the new-camera benchmark left motion blur
 13-17 frames late.  The weights stay; only the tapped blocks vary.  Chosen on validation data,
 confirmed on the benchmark (a test set, so it does not choose):
@@ -34,7 +36,6 @@ from leanood_ros.heads import Whitener  # noqa: E402
 from leanood_ros.image_conversion import from_array, to_rgb  # noqa: E402
 from leanood_ros.parameters import DECISION_KEYS  # noqa: E402
 
-SOURCE = REPO / 'models' / 'vae_lean'        # its torch twin; any taps give the same weights
 DATASET = REPO / 'data' / 'duckietown' / 'bags'
 HELDOUT = REPO / 'data' / 'heldout' / 'bags'
 NEWCAM = REPO / 'data' / 'newcam' / 'bags'
@@ -62,17 +63,28 @@ def judge(cal, cfg, normal, shifted):
             'per': [m['delay'] if m['detected'] else None for m in det]}
 
 
-def main() -> int:
-    import torch
+def encoder(bundle, taps):
+    """Rebuild the bundle's encoder with other taps (torch twin, else from its graph)."""
     from safetensors.torch import load_file
+    from leanood_ros.training.architectures import encoder_from_onnx, encoder_from_state
+    graph = bundle.manifest['graphs']['detector']
+    if 'torch' not in graph:
+        return encoder_from_onnx(bundle.path / graph['file'], bundle.preprocessing.width,
+                                 feature_taps=taps)
+    arch = {k: v for k, v in graph['torch']['architecture'].items() if k != 'type'}
+    return encoder_from_state(dict(arch, feature_taps=taps),
+                              load_file(str(bundle.path / graph['torch']['file'])))
+
+
+def main(argv) -> int:
+    import torch
     from sklearn.metrics import roc_auc_score
-    from leanood_ros.training.architectures import encoder_from_state
     from leanood_ros.training.compress import latent_targets
     torch.set_num_threads(2)
-    src = load_bundle(SOURCE)
-    twin = src.manifest['graphs']['detector']['torch']
-    state, pre = load_file(str(src.path / twin['file'])), src.preprocessing
-    arch = {k: v for k, v in twin['architecture'].items() if k != 'type'}
+    name = argv[0] if argv else 'vae_lean'
+    candidates = [tuple(int(t) for t in c.split(',')) for c in argv[1:]] or CANDIDATES
+    src = load_bundle(REPO / 'models' / name)
+    pre = src.preprocessing
     val = resolve_dataset(DATASET, 'val')
     places = sorted({p.name.rsplit('_', 1)[0] for p in HELDOUT.iterdir() if p.is_dir()})
 
@@ -94,8 +106,8 @@ def main() -> int:
           for role in ('fit', 'calib', 'normal', 'shifted')}
     prior_frames = load_frames(val['fit'], pre, stride=3, progress=False).images
     rows = []
-    for taps in CANDIDATES:
-        enc = encoder_from_state(dict(arch, feature_taps=taps), state)
+    for taps in candidates:
+        enc = encoder(src, taps)
 
         def feats(images):
             return latent_targets(enc, images, features=True)[2].numpy()
@@ -130,8 +142,10 @@ def main() -> int:
                    [(w.sq_distance(feats(f.images)), f.is_ood) for f in nc['shifted']])
         rows.append((taps, feats(prior_frames[:1]).shape[1], v1, blur, au, v3))
         print(f'taps {taps} done', file=sys.stderr, flush=True)
-    print('# Feature taps of vae_lean: what the second encoder block adds\n')
-    print(' '.join(__doc__.split('\n\n')[2].split()) + '\n')
+    if name == 'vae_lean':
+        print('# Feature taps of the VAE heads: what the second encoder block adds\n')
+        print(' '.join(__doc__.split('\n\n')[2].split()) + '\n')
+    print(f'## {name}\n')
     print('Produced by `tools/experiments/feature_taps.py` (see its docstring for the three '
           'protocols).  Shifted routes: 42 on validation (7 shifts x 2 held-out places x '
           '3 seeds), 24 on '
@@ -149,4 +163,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
