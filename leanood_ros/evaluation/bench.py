@@ -143,7 +143,8 @@ def peak_rss_mb(model: str, threads: int) -> float:
 # -- node level -------------------------------------------------------------------------------
 def _env(domain: int, repo: Path = REPO) -> dict:
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               FASTDDS_DEFAULT_PROFILES_FILE=str(PROFILE), PYTHONUNBUFFERED='1')
+               FASTDDS_DEFAULT_PROFILES_FILE=str(PROFILE), RMW_FASTRTPS_USE_QOS_FROM_XML='1',
+               PYTHONUNBUFFERED='1')
     env['PYTHONPATH'] = os.pathsep.join(p for p in (str(repo), env.get('PYTHONPATH', '')) if p)
     return env
 
@@ -166,6 +167,7 @@ class NodeRun:
             random.Random(time.time_ns()).randint(120, 230)
         self.env = _env(self.domain)
         os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(PROFILE)
+        os.environ['RMW_FASTRTPS_USE_QOS_FROM_XML'] = '1'
         params = ['-p', f'model:={model}', '-p', 'deadline_ms:=100.0']
         for p in extra_params:
             params += ['-p', p]

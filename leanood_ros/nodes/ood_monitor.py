@@ -39,6 +39,7 @@ from ..bundle import BundleError, load_bundle
 from ..decision import DecisionEngine
 from ..detectors import build_detector
 from ..image_conversion import decode_compressed, decode_raw, FrameError, shorten
+from ..memory import return_big_frames
 from ..monitor import collaborative_accounting, MonitorCore
 from ..serialized_image import read_compressed_image, read_image
 
@@ -94,6 +95,7 @@ class MonitorShell:
     """
 
     def _init_shell(self) -> None:
+        self.get_logger().info(f'memory: {return_big_frames()}')
         self.decision = self.detector = self.bundle = None
         self.values = {}
         self.pub_safe = self.pub_diag = None

@@ -1,0 +1,49 @@
+"""The monitor's allocator setting: a freed big frame goes back to the OS (glibc)."""
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# what a big frame does to the process: the first one freed raises glibc's mmap threshold, the
+# next one is served from the heap, and the heap keeps it after free
+PROBE = """
+import os, sys
+def rss():
+    return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') >> 20
+if sys.argv[1] == 'set':
+    from leanood_ros.memory import return_big_frames
+    print(return_big_frames(), file=sys.stderr)
+first = bytearray(24 << 20); del first
+before = rss()
+frame = bytearray(24 << 20); small = bytearray(64); del frame
+print(rss() - before)
+"""
+
+glibc = pytest.mark.skipif(not sys.platform.startswith('linux') or
+                           os.confstr('CS_GNU_LIBC_VERSION') is None, reason='glibc only')
+
+
+def retained_mb(mode: str) -> int:
+    out = subprocess.run([sys.executable, '-c', PROBE, mode], capture_output=True, text=True,
+                         cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), check=True)
+    return int(out.stdout)
+
+
+@glibc
+def test_a_freed_4k_frame_is_returned_to_the_os():
+    assert retained_mb('default') >= 20          # the control: glibc keeps it
+    assert retained_mb('set') <= 2
+
+
+@glibc
+def test_the_environment_wins():
+    # glibc's own tunable (read at process start) is the user's choice: left alone
+    from leanood_ros.memory import return_big_frames
+    os.environ['MALLOC_MMAP_THRESHOLD_'] = str(64 << 20)
+    try:
+        assert return_big_frames() == f'MALLOC_MMAP_THRESHOLD_={64 << 20} from the environment'
+    finally:
+        del os.environ['MALLOC_MMAP_THRESHOLD_']
