@@ -143,8 +143,7 @@ def peak_rss_mb(model: str, threads: int) -> float:
 # -- node level -------------------------------------------------------------------------------
 def _env(domain: int, repo: Path = REPO) -> dict:
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               FASTDDS_DEFAULT_PROFILES_FILE=str(PROFILE), RMW_FASTRTPS_USE_QOS_FROM_XML='1',
-               PYTHONUNBUFFERED='1')
+               FASTDDS_DEFAULT_PROFILES_FILE=str(PROFILE), PYTHONUNBUFFERED='1')
     env['PYTHONPATH'] = os.pathsep.join(p for p in (str(repo), env.get('PYTHONPATH', '')) if p)
     return env
 
@@ -167,7 +166,6 @@ class NodeRun:
             random.Random(time.time_ns()).randint(120, 230)
         self.env = _env(self.domain)
         os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(PROFILE)
-        os.environ['RMW_FASTRTPS_USE_QOS_FROM_XML'] = '1'
         params = ['-p', f'model:={model}', '-p', 'deadline_ms:=100.0']
         for p in extra_params:
             params += ['-p', p]
@@ -333,7 +331,9 @@ def bench_node(model: str = 'vae_lean', rates=(30, 60, 120, 240), seconds: float
     sustained = [r['rate_hz'] for r in rows if r['sustained']]
     return {'model': model, 'node_cpu': 'pinned to one core (taskset -c 0)', 'rows': rows,
             'max_sustained_hz': max(sustained) if sustained else None, 'exit_code': rc,
-            'fastdds_profile': str(PROFILE.relative_to(REPO)), 'idle_rss_mb': idle_rss,
+            'fastdds_profile': str(PROFILE.relative_to(REPO)),
+            'qos_from_xml': os.environ.get('RMW_FASTRTPS_USE_QOS_FROM_XML') == '1',
+            'idle_rss_mb': idle_rss,
             'idle_memory_mb': idle_memory,
             'input': f"{size[0]}x{size[1]} {'jpeg' if compressed else 'rgb8'}"}
 
@@ -441,7 +441,9 @@ def markdown(results: dict, command: str = 'leanood bench all --out benchmarks')
         n = results['node']
         lines += ['', f"## Node over DDS ({n['model']}, {n.get('input', '640x480 rgb8')}, "
                       f"{n['node_cpu']}, Fast DDS "
-                      f"profile `{n['fastdds_profile']}`)", '',
+                      f"profile `{n['fastdds_profile']}`"
+                      + (', its reader history applied: `RMW_FASTRTPS_USE_QOS_FROM_XML=1`'
+                         if n.get('qos_from_xml') else '') + ')', '',
                   '| camera Hz | sent / judged / skipped | end-to-end p50 / p99 ms |'
                   ' transport p50 |'
                   ' node overhead p50 / p99 | inference p50 | e2e p50 1st / 2nd half |'
