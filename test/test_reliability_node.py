@@ -180,8 +180,8 @@ def test_bombs_and_oversized_frames_neither_stop_judging_nor_blow_memory(
         assert mon.stop(signal.SIGTERM) == 0, mon.output()
 
 
-# the documented set-up for frames beyond 1080p (README "QoS trade-off"): the shipped Fast DDS
-# profile, whose DYNAMIC reader history rmw_fastrtps applies with RMW_FASTRTPS_USE_QOS_FROM_XML=1
+# the documented deployment (README "QoS trade-off"): the shipped Fast DDS profile, whose DYNAMIC
+# reader history rmw_fastrtps applies with RMW_FASTRTPS_USE_QOS_FROM_XML=1
 LARGE_FRAMES = {'FASTDDS_DEFAULT_PROFILES_FILE': str(REPO / 'config' / 'fastdds_large_frames.xml'),
                 'RMW_FASTRTPS_USE_QOS_FROM_XML': '1'}
 

@@ -144,6 +144,9 @@ def peak_rss_mb(model: str, threads: int) -> float:
 def _env(domain: int, repo: Path = REPO) -> dict:
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                FASTDDS_DEFAULT_PROFILES_FILE=str(PROFILE), PYTHONUNBUFFERED='1')
+    # the documented deployment (README "QoS trade-off"); RMW_FASTRTPS_USE_QOS_FROM_XML=0 in the
+    # caller's environment measures without the profile's reader history
+    env.setdefault('RMW_FASTRTPS_USE_QOS_FROM_XML', '1')
     env['PYTHONPATH'] = os.pathsep.join(p for p in (str(repo), env.get('PYTHONPATH', '')) if p)
     return env
 
@@ -166,6 +169,7 @@ class NodeRun:
             random.Random(time.time_ns()).randint(120, 230)
         self.env = _env(self.domain)
         os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(PROFILE)
+        os.environ.setdefault('RMW_FASTRTPS_USE_QOS_FROM_XML', '1')
         params = ['-p', f'model:={model}', '-p', 'deadline_ms:=100.0']
         for p in extra_params:
             params += ['-p', p]
