@@ -144,8 +144,8 @@ def peak_rss_mb(model: str, threads: int) -> float:
 def _env(domain: int, repo: Path = REPO) -> dict:
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                FASTDDS_DEFAULT_PROFILES_FILE=str(PROFILE), PYTHONUNBUFFERED='1')
-    # the documented deployment (README "QoS trade-off"); RMW_FASTRTPS_USE_QOS_FROM_XML=0 in the
-    # caller's environment measures without the profile's reader history
+    # the documented monitor set-up (README "QoS trade-off"; the bench's own processes call no
+    # services); RMW_FASTRTPS_USE_QOS_FROM_XML=0 in the caller's environment measures without
     env.setdefault('RMW_FASTRTPS_USE_QOS_FROM_XML', '1')
     env['PYTHONPATH'] = os.pathsep.join(p for p in (str(repo), env.get('PYTHONPATH', '')) if p)
     return env
