@@ -15,7 +15,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Bool
 
 from bundle_factory import id_frame
-from ros_harness import Listener, RosProcess
+from ros_harness import Listener, REPO, RosProcess
 
 pytestmark = pytest.mark.integration
 MANAGED = 'leanood_ros.nodes.managed_ood_monitor'
@@ -71,9 +71,16 @@ def last_reason(lis):
     return msgs[-1][1].status[0].message if msgs else None
 
 
-def test_transitions_from_another_process(tiny_bundle, domain_id, tmp_path, listener):
+# README "QoS trade-off": the big-frame set-up goes into the monitor's environment only
+PROFILE = REPO / 'config' / 'fastdds_large_frames.xml'
+MONITOR_BIG_FRAMES = {'FASTDDS_DEFAULT_PROFILES_FILE': str(PROFILE),
+                      'RMW_FASTRTPS_USE_QOS_FROM_XML': '1'}
+
+
+@pytest.mark.parametrize('env', [{}, MONITOR_BIG_FRAMES], ids=['stock', 'big-frame set-up'])
+def test_transitions_from_another_process(tiny_bundle, domain_id, tmp_path, listener, env):
     mon = RosProcess.node(MANAGED, ['-p', f'model:={tiny_bundle}', '-p', 'autostart:=false'],
-                          domain_id, tmp_path / 'managed.log')
+                          domain_id, tmp_path / 'managed.log', **env)
     lis, rng = listener, np.random.default_rng(0)
     cam = lis.node.create_publisher(Image, 'image', 10)
     try:
