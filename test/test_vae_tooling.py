@@ -116,7 +116,7 @@ def test_an_encoder_rebuilt_from_its_graph_scores_like_it_with_other_taps(tmp_pa
         bn.weight.data.uniform_(0.5, 1.5)
         bn.bias.data.uniform_(-0.2, 0.2)
     path = export_onnx(enc, 32, tmp_path / 'enc.onnx', ('mu', 'logvar', 'features'))
-    rebuilt = encoder_from_onnx(path, 32, latent=6, feature_taps=[0, 1])
+    rebuilt = encoder_from_onnx(path, 32, feature_taps=[0, 1])
     x = torch.from_numpy(frames(4)).permute(0, 3, 1, 2).float().div(255)
     enc.feature_taps = (0, 1)
     with torch.inference_mode():

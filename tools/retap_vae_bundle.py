@@ -44,27 +44,20 @@ def main(argv=None) -> int:
     ap.add_argument('--baseline', type=Path, default=REPO / 'models' / 'vae_baseline',
                     help='bundle the speed-up is measured against (side by side, one run)')
     a = ap.parse_args(argv)
-    from safetensors.torch import load_file
-    from leanood_ros.training.architectures import encoder_from_onnx, encoder_from_state
-    from leanood_ros.training.compress import fit_head, latent_targets
+    from leanood_ros.training.architectures import bundle_encoder, count_parameters
+    from leanood_ros.training.compress import fit_head, latent_targets, measure_latencies
     from leanood_ros.evaluation.evaluate import evaluate_bundle, summary
     from leanood_ros.evaluation.graph_stats import graph_macs
-    from leanood_ros.training.architectures import count_parameters
-    from leanood_ros.training.compress import measure_latencies
     from leanood_ros.training.export import provenance, vae_bundle
     from leanood_ros.bundle import save_bundle
     src = load_bundle(a.model)
     graph, taps = src.manifest['graphs']['detector'], sorted(set(a.taps))
     pre, sets = src.preprocessing, resolve_dataset(a.dataset, 'val')
-    if 'torch' in graph:
-        arch = {k: v for k, v in graph['torch']['architecture'].items() if k != 'type'}
-        encoder = encoder_from_state(dict(arch, feature_taps=taps),
-                                     load_file(str(src.path / graph['torch']['file'])))
-        from_taps = arch.get('feature_taps')
-    else:   # no twin (vae_baseline): rebuilt from the graph, and the new bundle stays twin-less
-        encoder = encoder_from_onnx(src.path / graph['file'], pre.width, feature_taps=taps)
-        from_taps = None
-    arch = dict(encoder.arch, feature_taps=taps)
+    # without a twin (vae_baseline) it is rebuilt from the graph, and the new bundle stays
+    # twin-less
+    encoder = bundle_encoder(src, taps)
+    from_taps = graph.get('torch', {}).get('architecture', {}).get('feature_taps')
+    arch = {k: v for k, v in encoder.arch.items() if k != 'type'}
     fit = load_frames(sets['fit'], pre, stride=a.fit_stride).images
     mu, _, feats = (t.numpy() for t in latent_targets(encoder, fit, features=True))
     cal = load_frames(sets['calib'], pre).images

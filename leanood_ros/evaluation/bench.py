@@ -141,12 +141,19 @@ def peak_rss_mb(model: str, threads: int) -> float:
 
 
 # -- node level -------------------------------------------------------------------------------
+def _qos_from_xml() -> str:
+    """RMW_FASTRTPS_USE_QOS_FROM_XML for the bench's processes.
+
+    The documented monitor set-up (README "QoS trade-off"; the bench's own processes call no
+    services); RMW_FASTRTPS_USE_QOS_FROM_XML=0 in the caller's environment measures without.
+    """
+    return os.environ.get('RMW_FASTRTPS_USE_QOS_FROM_XML', '1')
+
+
 def _env(domain: int, repo: Path = REPO) -> dict:
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               FASTDDS_DEFAULT_PROFILES_FILE=str(PROFILE), PYTHONUNBUFFERED='1')
-    # the documented monitor set-up (README "QoS trade-off"; the bench's own processes call no
-    # services); RMW_FASTRTPS_USE_QOS_FROM_XML=0 in the caller's environment measures without
-    env.setdefault('RMW_FASTRTPS_USE_QOS_FROM_XML', '1')
+               FASTDDS_DEFAULT_PROFILES_FILE=str(PROFILE), PYTHONUNBUFFERED='1',
+               RMW_FASTRTPS_USE_QOS_FROM_XML=_qos_from_xml())
     env['PYTHONPATH'] = os.pathsep.join(p for p in (str(repo), env.get('PYTHONPATH', '')) if p)
     return env
 
@@ -169,7 +176,6 @@ class NodeRun:
             random.Random(time.time_ns()).randint(120, 230)
         self.env = _env(self.domain)
         os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(PROFILE)
-        os.environ.setdefault('RMW_FASTRTPS_USE_QOS_FROM_XML', '1')
         params = ['-p', f'model:={model}', '-p', 'deadline_ms:=100.0']
         for p in extra_params:
             params += ['-p', p]
@@ -336,7 +342,7 @@ def bench_node(model: str = 'vae_lean', rates=(30, 60, 120, 240), seconds: float
     return {'model': model, 'node_cpu': 'pinned to one core (taskset -c 0)', 'rows': rows,
             'max_sustained_hz': max(sustained) if sustained else None, 'exit_code': rc,
             'fastdds_profile': str(PROFILE.relative_to(REPO)),
-            'qos_from_xml': os.environ.get('RMW_FASTRTPS_USE_QOS_FROM_XML') == '1',
+            'qos_from_xml': _qos_from_xml() == '1',
             'idle_rss_mb': idle_rss,
             'idle_memory_mb': idle_memory,
             'input': f"{size[0]}x{size[1]} {'jpeg' if compressed else 'rgb8'}"}

@@ -141,7 +141,19 @@ def load_torch_twin(spec: dict, bundle_path: Path) -> nn.Module:
     return encoder_from_state(spec['architecture'], load(data))
 
 
-def encoder_from_onnx(path, input_size: int, latent: int = 30, feature_taps=()) -> VaeEncoder:
+def bundle_encoder(bundle, feature_taps) -> VaeEncoder:
+    """Load a VAE bundle's encoder with other feature taps (its torch twin, else its graph)."""
+    graph = bundle.manifest['graphs']['detector']
+    if 'torch' in graph:
+        enc = load_torch_twin(graph['torch'], bundle.path)
+    else:
+        enc = encoder_from_onnx(bundle.path / graph['file'], bundle.preprocessing.width)
+    enc.feature_taps = tuple(feature_taps)
+    enc.arch = dict(enc.arch, feature_taps=list(feature_taps))
+    return enc
+
+
+def encoder_from_onnx(path, input_size: int, feature_taps=()) -> VaeEncoder:
     """Rebuild an encoder from an exported VAE graph (a bundle without its torch twin).
 
     The exporter folds each batch norm into its conv (weight and bias), so the rebuilt blocks get
@@ -168,5 +180,5 @@ def encoder_from_onnx(path, input_size: int, latent: int = 30, feature_taps=()) 
                  if k.startswith('fc.') and k.endswith('.weight')})
     state.update({k: v for k, v in init.items() if k.split('.')[0] in ('fc', 'mu', 'logvar')})
     arch = {'input_size': input_size, 'channels': [0] * len(convs), 'fc': [0] * len(fc),
-            'latent': latent, 'feature_taps': list(feature_taps)}
+            'latent': init['mu.weight'].shape[0], 'feature_taps': list(feature_taps)}
     return encoder_from_state(arch, state)

@@ -63,22 +63,10 @@ def judge(cal, cfg, normal, shifted):
             'per': [m['delay'] if m['detected'] else None for m in det]}
 
 
-def encoder(bundle, taps):
-    """Rebuild the bundle's encoder with other taps (torch twin, else from its graph)."""
-    from safetensors.torch import load_file
-    from leanood_ros.training.architectures import encoder_from_onnx, encoder_from_state
-    graph = bundle.manifest['graphs']['detector']
-    if 'torch' not in graph:
-        return encoder_from_onnx(bundle.path / graph['file'], bundle.preprocessing.width,
-                                 feature_taps=taps)
-    arch = {k: v for k, v in graph['torch']['architecture'].items() if k != 'type'}
-    return encoder_from_state(dict(arch, feature_taps=taps),
-                              load_file(str(bundle.path / graph['torch']['file'])))
-
-
 def main(argv) -> int:
     import torch
     from sklearn.metrics import roc_auc_score
+    from leanood_ros.training.architectures import bundle_encoder
     from leanood_ros.training.compress import latent_targets
     torch.set_num_threads(2)
     name = argv[0] if argv else 'vae_lean'
@@ -107,7 +95,7 @@ def main(argv) -> int:
     prior_frames = load_frames(val['fit'], pre, stride=3, progress=False).images
     rows = []
     for taps in candidates:
-        enc = encoder(src, taps)
+        enc = bundle_encoder(src, taps)
 
         def feats(images):
             return latent_targets(enc, images, features=True)[2].numpy()
