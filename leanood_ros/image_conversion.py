@@ -113,8 +113,10 @@ def decode_raw(encoding: str, height: int, width: int, step: int, is_bigendian: 
     if buf.size not in (needed, step * height):
         raise FrameError(f'data size {buf.size} does not match the header: {width}x{height} '
                          f'{enc} with step {step} is {step * height} bytes')
-    rows = np.lib.stride_tricks.as_strided(buf, shape=(height, row_bytes), strides=(step, 1),
-                                           writeable=False)
+    # rows over the buffer, padding skipped by the stride (np.ndarray: as_strided's Python
+    # wrapper costs more than the rest of the decode per frame); read-only like the message
+    rows = np.ndarray((height, row_bytes), np.uint8, buf, strides=(step, 1))
+    rows.flags.writeable = False
     if enc in _YUV422:
         yuv = np.ascontiguousarray(rows).reshape(height, width, 2)
         return DecodedImage(cv2.cvtColor(yuv, _YUV422[enc]), 'rgb')

@@ -85,27 +85,31 @@ class _Reader:
         self.order = _ENDIAN[head]
         self.pos = _ORIGIN
 
-    def _unpack(self, fmt: str, size: int):
-        self.pos += -(self.pos - _ORIGIN) % size
+    def words(self, fmt: str) -> tuple:
+        """Consecutive 4-byte fields (`fmt`: struct codes 'i' / 'I'), aligned, in one unpack."""
+        self.pos += -(self.pos - _ORIGIN) % 4
+        size = 4 * len(fmt)
         if self.pos + size > len(self.buf):
             raise FrameError(f'truncated message: {len(self.buf)} bytes, a field at byte '
                              f'{self.pos} needs {size}')
-        (value,) = struct.unpack_from(self.order + fmt, self.buf, self.pos)
+        values = struct.unpack_from(self.order + fmt, self.buf, self.pos)
         self.pos += size
-        return value
-
-    def uint32(self) -> int:
-        return self._unpack('I', 4)
-
-    def int32(self) -> int:
-        return self._unpack('i', 4)
+        return values
 
     def uint8(self) -> int:
-        return self._unpack('B', 1)
+        if self.pos >= len(self.buf):
+            raise FrameError(f'truncated message: {len(self.buf)} bytes, a field at byte '
+                             f'{self.pos} needs 1')
+        self.pos += 1
+        return self.buf[self.pos - 1]
 
-    def _block(self, what: str) -> int:
-        """Start of a length-prefixed block of `length` bytes that must lie in the buffer."""
-        length = self.uint32()
+    def _block(self, what: str, length: int | None = None) -> tuple:
+        """(start, length) of a length-prefixed block that must lie in the buffer.
+
+        `length`: the prefix, when the caller read it with the fields before it.
+        """
+        if length is None:
+            (length,) = self.words('I')
         start = self.pos
         if length > len(self.buf) - start:
             raise FrameError(f'truncated message: {what} of {length} bytes at byte {start}, '
@@ -113,17 +117,17 @@ class _Reader:
         self.pos += length
         return start, length
 
-    def string(self, what: str) -> str:
-        start, length = self._block(what)
+    def string(self, what: str, length: int | None = None) -> str:
+        start, length = self._block(what, length)
         if length == 0:   # not written by ROS 2 middlewares, but unambiguous: empty
             return ''
         if self.buf[start + length - 1] != 0:
             raise FrameError(f'malformed message: {what} is not NUL-terminated')
         return bytes(self.buf[start:start + length - 1]).decode('utf-8', 'replace')
 
-    def data(self) -> tuple:
+    def data(self, length: int | None = None) -> tuple:
         """(view of `data`, its start in the buffer)."""
-        start, length = self._block('data')
+        start, length = self._block('data', length)
         if len(self.buf) - self.pos > _PADDING:
             raise FrameError(f'malformed message: {len(self.buf) - self.pos} bytes after the '
                              f'data')
@@ -133,10 +137,14 @@ class _Reader:
 def read_image(buf) -> SerializedImage:
     """Fields of a serialized `sensor_msgs/Image`; `data` a view of `buf`."""
     r = _Reader(buf)
-    sec, nanosec, frame_id = r.int32(), r.uint32(), r.string('frame_id')
-    height, width, encoding = r.uint32(), r.uint32(), r.string('encoding')
-    is_bigendian, step = r.uint8(), r.uint32()
-    data, start = r.data()
+    # header and size fields in as few unpacks as the layout allows (a per-frame cost)
+    sec, nanosec, id_length = r.words('iII')
+    frame_id = r.string('frame_id', id_length)
+    height, width, enc_length = r.words('III')
+    encoding = r.string('encoding', enc_length)
+    is_bigendian = r.uint8()
+    step, data_length = r.words('II')
+    data, start = r.data(data_length)
     return SerializedImage(sec, nanosec, frame_id, data, height, width, encoding,
                            bool(is_bigendian), step, source=r.source, data_start=start)
 
@@ -144,7 +152,8 @@ def read_image(buf) -> SerializedImage:
 def read_compressed_image(buf) -> SerializedImage:
     """Fields of a serialized `sensor_msgs/CompressedImage`; `data` a view of `buf`."""
     r = _Reader(buf)
-    sec, nanosec, frame_id = r.int32(), r.uint32(), r.string('frame_id')
+    sec, nanosec, id_length = r.words('iII')
+    frame_id = r.string('frame_id', id_length)
     fmt = r.string('format')
     data, start = r.data()
     return SerializedImage(sec, nanosec, frame_id, data, fmt=fmt, source=r.source,

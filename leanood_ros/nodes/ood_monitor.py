@@ -82,8 +82,18 @@ class Camera:
         self.decision = self.core = self.sub = self.slot = None
         self.pub_safe = self.pub_score = self.pub_status = None
 
+        # the per-frame messages, refilled for each verdict (publish serialises at once)
+        self.score_msg, self.safe_msg = Float32(), Bool()
+
     def publishers(self):
         return (self.pub_safe, self.pub_score, self.pub_status)
+
+
+def _header(frame) -> Header:
+    """Return the judged frame's header (built only for the messages that carry one)."""
+    header = Header(frame_id=frame.frame_id)
+    header.stamp.sec, header.stamp.nanosec = frame.stamp_sec, frame.stamp_nanosec
+    return header
 
 
 class MonitorShell:
@@ -348,11 +358,9 @@ class MonitorShell:
                                       throttle_duration_sec=2.0)
             return
         verdict = cam.core.judge(image, received_at)
-        header = Header(frame_id=frame.frame_id)
-        header.stamp.sec, header.stamp.nanosec = frame.stamp_sec, frame.stamp_nanosec
-        self._publish_verdict(cam, header, verdict, received_at, received_ns)
+        self._publish_verdict(cam, frame, verdict, received_at, received_ns)
         if self.pub_overlay is not None:
-            self._publish_overlay(header, image, verdict)
+            self._publish_overlay(_header(frame), image, verdict)
 
     def _decode(self, frame):
         if frame.fmt is not None:
@@ -372,10 +380,11 @@ class MonitorShell:
     def _combined(self) -> tuple:
         return multi.combine({c.name: c.core.state() for c in self.cameras})
 
-    def _publish_verdict(self, cam: Camera, header, v, received_at: float,
+    def _publish_verdict(self, cam: Camera, frame, v, received_at: float,
                          received_ns: int) -> None:
-        cam.pub_score.publish(Float32(data=float(v.score)))
-        cam.pub_safe.publish(Bool(data=bool(v.is_safe)))
+        cam.score_msg.data, cam.safe_msg.data = float(v.score), bool(v.is_safe)
+        cam.pub_score.publish(cam.score_msg)
+        cam.pub_safe.publish(cam.safe_msg)
         if cam.pub_safe is not self.pub_safe:
             self.pub_safe.publish(Bool(data=self._combined()[0]))
         # the node's own share: receipt -> now, minus inference (conversion, preprocessing,
@@ -383,8 +392,9 @@ class MonitorShell:
         node_ms = (time.monotonic() - received_at) * 1e3 - (
             v.inference_ms if v.inference_ms == v.inference_ms else 0.0)
         if cam.pub_status.get_subscription_count():   # per-frame detail: only when heard
-            self._publish_status(cam, header, v, node_ms, received_ns)
+            self._publish_status(cam, _header(frame), v, node_ms, received_ns)
         if self.pub_features is not None:
+            header = _header(frame)
             fwd = self.bundle.forward
             # forward only frames that are ID on their own and while the state is safe
             if v.is_safe and not v.frame_ood and fwd['output'] in v.outputs:
