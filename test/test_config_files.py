@@ -69,3 +69,37 @@ def test_fastdds_profile_is_valid_xml_with_a_large_shm_segment():
     seg = root.find('.//d:transport_descriptor/d:segment_size', ns)
     assert int(seg.text) >= 640 * 480 * 3 * 4
     assert root.find('.//d:useBuiltinTransports', ns).text == 'false'
+
+
+def test_monitor_profile_is_the_large_frames_profile_with_a_segment_for_what_it_sends():
+    """fastdds_monitor.xml differs only in its segment, which holds the largest monitor output."""
+    import json
+    import xml.etree.ElementTree as ET
+    import numpy as np
+    from leanood_ros import overlay, parameters
+    from leanood_ros.image_conversion import DecodedImage
+    ns = {'d': 'http://www.eprosima.com'}
+
+    def parts(name):
+        root = ET.parse(CONFIG / name).getroot()
+        seg = root.find('.//d:transport_descriptor/d:segment_size', ns)
+        size = int(seg.text)
+        seg.text = ''
+        for tag in ('transport_id', 'profile_name'):   # names may differ, structure may not
+            for el in root.iter():
+                if el.tag.endswith(tag):
+                    el.text = 'x'
+                el.attrib.pop('profile_name', None)
+        return size, ET.tostring(root)
+
+    large, large_xml = parts('fastdds_large_frames.xml')
+    small, small_xml = parts('fastdds_monitor.xml')
+    assert small_xml == large_xml
+    assert small < large
+    default_width = parameters.BY_NAME['overlay_width'].default
+    frame = DecodedImage(np.zeros((480, 640, 3), np.uint8), 'rgb')
+    biggest = overlay.render(frame, True, 1.0, 2.0, 'in distribution', [1.0], default_width).nbytes
+    for manifest in (REPO / 'models').glob('*/bundle.json'):
+        forward = json.loads(manifest.read_text()).get('forward') or {}
+        biggest = max(biggest, int(forward.get('bytes', 0)))
+    assert 0 < biggest < small // 2   # room for the CDR header and one more in flight

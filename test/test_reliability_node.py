@@ -184,9 +184,14 @@ def test_bombs_and_oversized_frames_neither_stop_judging_nor_blow_memory(
 # reader history rmw_fastrtps applies with RMW_FASTRTPS_USE_QOS_FROM_XML=1
 LARGE_FRAMES = {'FASTDDS_DEFAULT_PROFILES_FILE': str(REPO / 'config' / 'fastdds_large_frames.xml'),
                 'RMW_FASTRTPS_USE_QOS_FROM_XML': '1'}
+# ... and the monitor's own profile (a 1 MB segment: less steady RSS, so a stricter 2x)
+MONITOR_PROFILE = dict(LARGE_FRAMES,
+                       FASTDDS_DEFAULT_PROFILES_FILE=str(REPO / 'config' / 'fastdds_monitor.xml'))
+SETUPS = {'stock Fast DDS': None, 'shipped profile': LARGE_FRAMES,
+          'monitor profile': MONITOR_PROFILE}
 
 
-@pytest.mark.parametrize('setup', ['stock Fast DDS', 'shipped profile'])
+@pytest.mark.parametrize('setup', list(SETUPS))
 def test_memory_under_the_largest_raw_frames(tiny_bundle, domain_id, tmp_path, listener, setup):
     """A raw frame is held by Fast DDS, rmw and rclpy's bytes before the node sees it.
 
@@ -194,11 +199,10 @@ def test_memory_under_the_largest_raw_frames(tiny_bundle, domain_id, tmp_path, l
     sample in its reader pool (3 copies at the peak, 1 after); with the shipped profile the
     sample is freed once taken (2 at the peak, none after), and 2x holds for every accepted size.
     """
-    profile = setup == 'shipped profile'
+    profile = SETUPS[setup] is not None
     # a 50 MB frame may take a second to cross on a loaded machine: this test is about memory,
     # so the stamp-age check must not refuse it
-    mon = start(tiny_bundle, domain_id, tmp_path, 'max_stamp_age:=30.0',
-                env=LARGE_FRAMES if profile else None)
+    mon = start(tiny_bundle, domain_id, tmp_path, 'max_stamp_age:=30.0', env=SETUPS[setup])
     try:
         cam = Camera(listener)
         cam.wait_matched(listener, mon)

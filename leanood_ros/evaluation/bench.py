@@ -36,6 +36,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / 'config' / 'fastdds_large_frames.xml'
+MONITOR_PROFILE = REPO / 'config' / 'fastdds_monitor.xml'   # the monitor's process alone
 DEFAULT_MODELS = ('vae_baseline', 'vae_lean', 'earlin_lite0')
 
 
@@ -150,10 +151,20 @@ def _qos_from_xml() -> str:
     return os.environ.get('RMW_FASTRTPS_USE_QOS_FROM_XML', '1')
 
 
-def _env(domain: int, repo: Path = REPO) -> dict:
+def _shown(path: Path) -> str:
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+def monitor_profile() -> Path:
+    """Return the monitor's Fast DDS profile (LEANOOD_BENCH_MONITOR_PROFILE: another one)."""
+    return Path(os.environ.get('LEANOOD_BENCH_MONITOR_PROFILE', MONITOR_PROFILE)).resolve()
+
+
+def _env(domain: int, repo: Path = REPO, monitor: bool = False) -> dict:
+    """Environment of a bench process; `monitor`: the ood_monitor's own (its profile)."""
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               FASTDDS_DEFAULT_PROFILES_FILE=str(PROFILE), PYTHONUNBUFFERED='1',
-               RMW_FASTRTPS_USE_QOS_FROM_XML=_qos_from_xml())
+               FASTDDS_DEFAULT_PROFILES_FILE=str(monitor_profile() if monitor else PROFILE),
+               PYTHONUNBUFFERED='1', RMW_FASTRTPS_USE_QOS_FROM_XML=_qos_from_xml())
     env['PYTHONPATH'] = os.pathsep.join(p for p in (str(repo), env.get('PYTHONPATH', '')) if p)
     return env
 
@@ -183,8 +194,8 @@ class NodeRun:
         cmd = [sys.executable, '-m', 'leanood_ros.nodes.ood_monitor', '--ros-args', *params]
         if cpu is not None and hasattr(os, 'sched_setaffinity') and os.cpu_count() > 1:
             cmd = ['taskset', '-c', str(cpu)] + cmd
-        self.node = subprocess.Popen(cmd, env=_env(self.domain, repo), cwd=repo, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+        self.node = subprocess.Popen(cmd, env=_env(self.domain, repo, monitor=True), cwd=repo,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx, domain_id=self.domain)
         self.lis = rclpy.create_node('bench_listener', context=self.ctx)
@@ -342,6 +353,7 @@ def bench_node(model: str = 'vae_lean', rates=(30, 60, 120, 240), seconds: float
     return {'model': model, 'node_cpu': 'pinned to one core (taskset -c 0)', 'rows': rows,
             'max_sustained_hz': max(sustained) if sustained else None, 'exit_code': rc,
             'fastdds_profile': str(PROFILE.relative_to(REPO)),
+            'monitor_fastdds_profile': _shown(monitor_profile()),
             'qos_from_xml': _qos_from_xml() == '1',
             'idle_rss_mb': idle_rss,
             'idle_memory_mb': idle_memory,
@@ -452,6 +464,8 @@ def markdown(results: dict, command: str = 'leanood bench all --out benchmarks')
         lines += ['', f"## Node over DDS ({n['model']}, {n.get('input', '640x480 rgb8')}, "
                       f"{n['node_cpu']}, Fast DDS "
                       f"profile `{n['fastdds_profile']}`"
+                      + (f", the monitor's `{n['monitor_fastdds_profile']}`"
+                         if n.get('monitor_fastdds_profile') else '')
                       + (', its reader history applied: `RMW_FASTRTPS_USE_QOS_FROM_XML=1`'
                          if n.get('qos_from_xml') else '') + ')', '',
                   '| camera Hz | sent / judged / skipped | end-to-end p50 / p99 ms |'
