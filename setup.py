@@ -25,6 +25,7 @@ setup(
     name=PACKAGE,
     version=VERSION,
     packages=find_packages(exclude=['test', 'test.*']),
+    package_data={PACKAGE: ['known_answer_noise.npy']},   # the self-test's noise frame
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
@@ -32,7 +33,7 @@ setup(
         ('share/' + PACKAGE + '/config', glob('config/*.yaml') + glob('config/*.xml')),
     ] + tree('models', 'share/' + PACKAGE) + tree('samples', 'share/' + PACKAGE),
     install_requires=['setuptools'],
-    zip_safe=True,
+    zip_safe=False,   # known_answer_noise.npy is read from the package folder
     maintainer='leanood_ros maintainers',
     maintainer_email='leanood@example.com',
     description='Lean OOD safety monitor for camera-driven robots (ROS 2).',

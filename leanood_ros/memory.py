@@ -18,17 +18,34 @@ MMAP_THRESHOLD = 16 << 20          # above 1080p (6 MiB) frames, below 4K (24 Mi
 ENV = ('MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_')   # glibc's own tunables win
 
 
+def _libc():
+    name = ctypes.util.find_library('c')
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+def trim_heap() -> bool:
+    """Give the heap's free pages back to the OS (once, after start-up: bundle checks, warm-up).
+
+    Return whether glibc did it.  Never per frame: the trim threshold keeps frame-sized free
+    memory on purpose.
+    """
+    trim = getattr(_libc(), 'malloc_trim', None)
+    if trim is None:
+        return False
+    trim.argtypes, trim.restype = (ctypes.c_size_t,), ctypes.c_int
+    trim(0)
+    return True
+
+
 def return_big_frames(threshold: int = MMAP_THRESHOLD) -> str:
     """Fix glibc's mmap threshold; return what was done (for the start-up log)."""
     given = [f'{k}={os.environ[k]}' for k in ENV if k in os.environ]
     if given:
         return f'{", ".join(given)} from the environment'
-    name = ctypes.util.find_library('c')
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
-    except (OSError, AttributeError):
-        mallopt = None
+    mallopt = getattr(_libc(), 'mallopt', None)
     if mallopt is None:             # not glibc (musl, macOS): its own allocator policy stays
         return 'allocator left as it is (no glibc mallopt)'
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int

@@ -1,5 +1,6 @@
 """Bundles: loading, the schema, tampering (issue: fail-safe under attack), atomic writing."""
 import json
+from pathlib import Path
 import shutil
 
 from hypothesis import given, HealthCheck, settings, strategies as st
@@ -373,3 +374,19 @@ def test_no_pickle_anywhere_in_the_runtime_package():
             continue
         text = f.read_text()
         assert 'import pickle' not in text and 'allow_pickle=True' not in text, f
+
+
+def test_stored_noise_frame_is_the_pcg64_draw_every_bundle_recorded():
+    """The self-test's noise frame is stored (no numpy.random in the node), never redrawn."""
+    import subprocess
+    import sys
+    from leanood_ros.detectors import KNOWN_ANSWER_NOISE, known_answer_frames
+    drawn = np.random.default_rng(20261201).integers(0, 256, (96, 128, 3))
+    stored = np.load(KNOWN_ANSWER_NOISE, allow_pickle=False)
+    assert stored.dtype == np.uint8 and np.array_equal(stored, drawn)
+    assert np.array_equal(known_answer_frames()[-1].pixels, drawn)
+    code = ('import sys; from leanood_ros.detectors import known_answer_frames; '
+            'known_answer_frames(); print("numpy.random" in sys.modules)')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == 'False'

@@ -35,3 +35,10 @@ def test_share_holds_launch_files_configs_models_and_the_sample(prefix):
 def test_ros2_run_finds_every_executable(prefix):
     for name in EXECUTABLES:
         assert (prefix / 'lib' / 'leanood_ros' / name).is_file(), name
+
+
+def test_installed_package_carries_the_known_answer_noise_frame(prefix):
+    from leanood_ros.detectors import known_answer_frames
+    installed = list(prefix.glob('lib/python*/site-packages/leanood_ros/known_answer_noise.npy'))
+    assert installed, 'package_data lost the self-test noise frame'
+    assert len(known_answer_frames()) == 6

@@ -47,3 +47,34 @@ def test_the_environment_wins():
         assert return_big_frames() == f'MALLOC_MMAP_THRESHOLD_={64 << 20} from the environment'
     finally:
         del os.environ['MALLOC_MMAP_THRESHOLD_']
+
+
+TRIM_PROBE = """
+import os, sys
+def rss():
+    return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') >> 20
+from leanood_ros.memory import return_big_frames, trim_heap
+return_big_frames()
+chunks = [bytearray(64 << 10) for _ in range(384)]   # 24 MB of start-up garbage on the heap
+keep = bytearray(64)
+del chunks
+before = rss()
+if sys.argv[1] == 'trim':
+    assert trim_heap()
+print(before - rss())
+"""
+
+
+def returned_mb(mode: str) -> int:
+    out = subprocess.run([sys.executable, '-c', TRIM_PROBE, mode], capture_output=True,
+                         text=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                         check=True)
+    return int(out.stdout)
+
+
+@glibc
+def test_start_up_garbage_goes_back_to_the_os_once_trimmed():
+    # the trim threshold return_big_frames sets (32 MiB) keeps frame-sized free memory: the
+    # node trims once after start-up instead
+    assert returned_mb('keep') <= 2
+    assert returned_mb('trim') >= 20
