@@ -85,10 +85,10 @@ class _Reader:
         self.order = _ENDIAN[head]
         self.pos = _ORIGIN
 
-    def words(self, fmt: str) -> tuple:
-        """Consecutive 4-byte fields (`fmt`: struct codes 'i' / 'I'), aligned, in one unpack."""
-        self.pos += -(self.pos - _ORIGIN) % 4
-        size = 4 * len(fmt)
+    def _fields(self, fmt: str, size: int) -> tuple:
+        """Consecutive fields of `size` bytes each (struct codes in `fmt`), aligned, one unpack."""
+        self.pos += -(self.pos - _ORIGIN) % size
+        size *= len(fmt)
         if self.pos + size > len(self.buf):
             raise FrameError(f'truncated message: {len(self.buf)} bytes, a field at byte '
                              f'{self.pos} needs {size}')
@@ -96,12 +96,12 @@ class _Reader:
         self.pos += size
         return values
 
+    def words(self, fmt: str) -> tuple:
+        """Consecutive 4-byte fields (`fmt`: 'i' / 'I'): as few unpacks as the layout allows."""
+        return self._fields(fmt, 4)
+
     def uint8(self) -> int:
-        if self.pos >= len(self.buf):
-            raise FrameError(f'truncated message: {len(self.buf)} bytes, a field at byte '
-                             f'{self.pos} needs 1')
-        self.pos += 1
-        return self.buf[self.pos - 1]
+        return self._fields('B', 1)[0]
 
     def _block(self, what: str, length: int | None = None) -> tuple:
         """(start, length) of a length-prefixed block that must lie in the buffer.

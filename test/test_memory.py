@@ -9,10 +9,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # what a big frame does to the process: the first one freed raises glibc's mmap threshold, the
 # next one is served from the heap, and the heap keeps it after free
-PROBE = """
+RSS = """
 import os, sys
 def rss():
     return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') >> 20
+"""
+PROBE = RSS + """
 if sys.argv[1] == 'set':
     from leanood_ros.memory import return_big_frames
     print(return_big_frames(), file=sys.stderr)
@@ -26,10 +28,14 @@ glibc = pytest.mark.skipif(not sys.platform.startswith('linux') or
                            os.confstr('CS_GNU_LIBC_VERSION') is None, reason='glibc only')
 
 
-def retained_mb(mode: str) -> int:
-    out = subprocess.run([sys.executable, '-c', PROBE, mode], capture_output=True, text=True,
+def probe_mb(code: str, mode: str) -> int:
+    out = subprocess.run([sys.executable, '-c', code, mode], capture_output=True, text=True,
                          cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), check=True)
     return int(out.stdout)
+
+
+def retained_mb(mode: str) -> int:
+    return probe_mb(PROBE, mode)
 
 
 @glibc
@@ -49,10 +55,7 @@ def test_the_environment_wins():
         del os.environ['MALLOC_MMAP_THRESHOLD_']
 
 
-TRIM_PROBE = """
-import os, sys
-def rss():
-    return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') >> 20
+TRIM_PROBE = RSS + """
 from leanood_ros.memory import return_big_frames, trim_heap
 return_big_frames()
 chunks = [bytearray(64 << 10) for _ in range(384)]   # 24 MB of start-up garbage on the heap
@@ -66,10 +69,7 @@ print(before - rss())
 
 
 def returned_mb(mode: str) -> int:
-    out = subprocess.run([sys.executable, '-c', TRIM_PROBE, mode], capture_output=True,
-                         text=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
-                         check=True)
-    return int(out.stdout)
+    return probe_mb(TRIM_PROBE, mode)
 
 
 @glibc

@@ -352,7 +352,7 @@ def bench_node(model: str = 'vae_lean', rates=(30, 60, 120, 240), seconds: float
     sustained = [r['rate_hz'] for r in rows if r['sustained']]
     return {'model': model, 'node_cpu': 'pinned to one core (taskset -c 0)', 'rows': rows,
             'max_sustained_hz': max(sustained) if sustained else None, 'exit_code': rc,
-            'fastdds_profile': str(PROFILE.relative_to(REPO)),
+            'fastdds_profile': _shown(PROFILE),
             'monitor_fastdds_profile': _shown(monitor_profile()),
             'qos_from_xml': _qos_from_xml() == '1',
             'idle_rss_mb': idle_rss,

@@ -392,10 +392,11 @@ class MonitorShell:
         # decision, the two publications above)
         node_ms = (time.monotonic() - received_at) * 1e3 - (
             v.inference_ms if v.inference_ms == v.inference_ms else 0.0)
-        if cam.pub_status.get_subscription_count():   # per-frame detail: only when heard
-            self._publish_status(cam, _header(frame), v, node_ms, received_ns)
+        heard = cam.pub_status.get_subscription_count()   # per-frame detail: only when heard
+        header = _header(frame) if heard or self.pub_features is not None else None
+        if heard:
+            self._publish_status(cam, header, v, node_ms, received_ns)
         if self.pub_features is not None:
-            header = _header(frame)
             fwd = self.bundle.forward
             # forward only frames that are ID on their own and while the state is safe
             if v.is_safe and not v.frame_ood and fwd['output'] in v.outputs:
