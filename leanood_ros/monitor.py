@@ -21,7 +21,7 @@ import time
 from .decision import Decision, DecisionEngine
 from .detectors import Detector
 from .image_conversion import DecodedImage, shorten
-from .stats import LatencyWindow, RateMeter
+from .stats import LatencyWindow, RateMeter, SequenceGaps
 
 WAITING = 'waiting for the first frame'
 
@@ -94,6 +94,7 @@ class MonitorCore:
         self.counters = Counters()
         self.input_rate = RateMeter()
         self.judged_rate = RateMeter()
+        self.gaps = SequenceGaps()       # frames published that never reached the node
         self.latency = LatencyWindow()
         self.inference = LatencyWindow()
         self._lock = threading.Lock()
@@ -107,11 +108,18 @@ class MonitorCore:
         self.last_rejection = ''
 
     # -- inputs -------------------------------------------------------------------------------
-    def frame_received(self, now: float | None = None) -> None:
+    def frame_received(self, now: float | None = None, publisher=None,
+                       sequence: int | None = None) -> None:
+        """Count a frame that reached the node.
+
+        `publisher` and its publication `sequence` number, where rclpy gives them (Iron and
+        later), also count the frames lost before it (`frames_lost`).
+        """
         now = self.clock() if now is None else now
         with self._lock:
             self.counters.received += 1
             self.input_rate.tick(now)
+            self.gaps.add(publisher, sequence)
 
     def frame_skipped(self, count: int = 1) -> None:
         with self._lock:
@@ -259,7 +267,16 @@ class MonitorCore:
             v = self._verdict
             return v.is_safe, v.reason, ('ok' if v.is_safe else 'warn' if v.judged else 'error')
 
-    def diagnostics(self, now: float | None = None) -> dict:
+    def _lost(self, publishers: int | None):
+        g = self.gaps
+        if not g.counting:
+            return 'unknown (no publication sequence numbers: rclpy before Iron, or the rmw)'
+        if not g.named and publishers is not None and publishers > 1:
+            return f'unknown ({publishers} publishers, and this rclpy does not tell them apart)'
+        return g.lost
+
+    def diagnostics(self, now: float | None = None, publishers: int | None = None) -> dict:
+        """Return the state, counters and latencies; `publishers`: how many publish the topic."""
         now = self.clock() if now is None else now
         is_safe, reason, severity = self._state(now)
         with self._lock:
@@ -269,7 +286,8 @@ class MonitorCore:
                 'input_rate_hz': self.input_rate.rate(now),
                 'judged_rate_hz': self.judged_rate.rate(now),
                 'frames_received': c.received, 'frames_judged': c.judged,
-                'frames_skipped': c.skipped, 'frames_rejected': c.rejected,
+                'frames_skipped': c.skipped, 'frames_lost': self._lost(publishers),
+                'frames_rejected': c.rejected,
                 'detector_errors': c.detector_errors, 'internal_errors': c.internal_errors,
                 'bad_stamps': c.bad_stamps, 'frames_repeated': c.repeated,
                 'deadline_misses': c.deadline_misses, 'watchdog_trips': c.watchdog_trips,

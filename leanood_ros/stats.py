@@ -48,3 +48,36 @@ class LatencyWindow:
 
     def __len__(self) -> int:
         return self._n
+
+
+class SequenceGaps:
+    """Messages that a topic's publishers sent and that never reached the callback.
+
+    From each publisher's publication sequence numbers (rclpy's MessageInfo, Iron and later): a
+    jump from n to n + k + 1 is k messages dropped in transport or overwritten in the
+    subscription's queue while the callback was late.  A publisher's first message, or a number
+    that falls back (the publisher restarted), starts its count afresh.
+    """
+
+    MAX_PUBLISHERS = 64   # publishers come and go: remember the newest ones only
+
+    def __init__(self):
+        self._last = {}
+        self.lost = 0
+        self.counting = False   # sequence numbers seen (an rmw may not give them)
+        self.named = False      # publishers told apart (rclpy gives their GIDs: Kilted)
+
+    def add(self, publisher, number) -> int:
+        """Record message `number` from `publisher` (None: unnamed); return how many it skipped."""
+        if number is None:
+            return 0
+        self.counting = True
+        self.named = self.named or publisher is not None
+        prev = self._last.pop(publisher, None)   # re-inserted last: the newest stay
+        self._last[publisher] = number
+        if len(self._last) > self.MAX_PUBLISHERS:
+            del self._last[next(iter(self._last))]
+        if prev is None or number <= prev:
+            return 0
+        self.lost += number - prev - 1
+        return number - prev - 1

@@ -196,3 +196,27 @@ def test_severity_tells_out_of_distribution_from_cannot_judge():
     assert core.diagnostics()['severity'] == 'warn'
     core.judge(FRAME, clock())
     assert core.diagnostics()['severity'] == 'error'           # the detector failed
+
+
+def test_frames_lost_before_the_node_from_publication_sequence_numbers():
+    core = make([], Clock())
+    assert core.diagnostics()['frames_lost'].startswith('unknown (no publication sequence')
+    for seq in (7, 8, 11, 12, 20):   # the first one starts the count: 2 + 7 lost after it
+        core.frame_received(publisher=b'cam', sequence=seq)
+    core.frame_received(publisher=b'other', sequence=1)
+    core.frame_received(publisher=b'other', sequence=3)
+    core.frame_received(publisher=b'cam', sequence=2)     # restarted: counts afresh
+    core.frame_received(publisher=b'cam', sequence=4)
+    d = core.diagnostics(publishers=2)
+    assert d['frames_lost'] == 2 + 7 + 1 + 1 and d['frames_received'] == 9
+
+
+def test_frames_lost_is_unknown_while_unnamed_publishers_interleave():
+    core = make([], Clock())
+    for seq in (5, 1, 6, 2, 7, 3):   # two publishers, no GIDs (Jazzy's rclpy): false gaps
+        core.frame_received(sequence=seq)
+    assert core.diagnostics(publishers=2)['frames_lost'].startswith('unknown (2 publishers')
+    core = make([], Clock())
+    for seq in (5, 6, 8):
+        core.frame_received(sequence=seq)
+    assert core.diagnostics(publishers=1)['frames_lost'] == 1   # one unnamed publisher: exact

@@ -24,6 +24,7 @@ from std_msgs.msg import Bool
 from bundle_factory import id_frame
 from fault_table import record
 from helpers import bombs
+from leanood_ros.nodes.ood_monitor import MESSAGE_INFO
 from ros_harness import Listener, REPO, RosProcess
 
 pytestmark = pytest.mark.integration
@@ -340,6 +341,38 @@ def test_a_frame_that_changes_in_one_byte_is_not_frozen(tiny_bundle, domain_id, 
         record('frames that differ from the previous one in their last byte only, at 20 Hz',
                'judged, never "frozen camera"',
                f'{len(sent)} frames, is_safe true throughout, 0 counted as repeated')
+    finally:
+        assert mon.stop(signal.SIGTERM) == 0, mon.output()
+
+
+@pytest.mark.skipif(not MESSAGE_INFO, reason='rclpy before Iron gives no sequence numbers')
+def test_frames_lost_before_the_node_are_counted(tiny_bundle, domain_id, tmp_path, listener):
+    """A burst faster than the node takes frames: every frame sent is received or counted lost.
+
+    The node keeps a depth-1 queue, so frames that arrive while its executor is busy are
+    overwritten before its callback sees them; the publisher's sequence numbers tell.
+    """
+    mon = start(tiny_bundle, domain_id, tmp_path, 'diagnostics_rate:=10.0', 'frozen_frames:=0')
+    try:
+        cam = Camera(listener)
+        cam.wait_matched(listener, mon)
+        cam.send(cam.frame())   # the count starts at the first frame the node sees
+
+        def count(key):
+            return int(diagnostics(listener)[1].get(key, 0))
+        assert listener.wait_for(lambda: count('frames_received') == 1, 10), mon.output()
+        burst = [cam.frame() for _ in range(300)]
+        for msg in burst:
+            cam.send(msg)
+        assert listener.wait_for(
+            lambda: count('frames_received') + count('frames_lost') == 1 + len(burst), 10), \
+            diagnostics(listener)[1]
+        _, d = diagnostics(listener)
+        assert int(d['frames_lost']) > 0 and int(d['image_publishers']) == 1, d
+        record('a burst of 300 frames sent back to back (depth-1 subscription)',
+               'every frame sent is either received or counted in frames_lost',
+               f"{d['frames_received']} received (1 before the burst), {d['frames_lost']} lost "
+               f"before the callback, {d['frames_skipped']} skipped by the judging thread")
     finally:
         assert mon.stop(signal.SIGTERM) == 0, mon.output()
 

@@ -314,6 +314,18 @@ class NodeRun:
         return rc
 
 
+def _count(diag: dict, key: str) -> float:
+    """Return a /diagnostics counter; nan where the node cannot count it (frames_lost, Humble)."""
+    value = diag.get(key, '0')
+    return int(value) if str(value).isdigit() else float('nan')
+
+
+def lost(row: dict) -> str:
+    """Return a row's frames lost before the node, for the tables ('-': not counted)."""
+    n = row.get('lost_before_node', float('nan'))
+    return '-' if n != n else str(int(n))
+
+
 def _pct(xs, q):
     return float(np.percentile(xs, q)) if len(xs) else float('nan')
 
@@ -330,13 +342,15 @@ def bench_node(model: str = 'vae_lean', rates=(30, 60, 120, 240), seconds: float
             cam = run.camera(f'{rate}:{seconds}', size=size, compressed=compressed)
             st = run.status[n0:]
             d = run.last_diag()
-            delta = {k: int(d.get(k, 0)) - int(before.get(k, 0))
-                     for k in ('frames_received', 'frames_judged', 'frames_skipped')}
+            delta = {k: _count(d, k) - _count(before, k)
+                     for k in ('frames_received', 'frames_judged', 'frames_skipped',
+                               'frames_lost')}
             e2e = [s['e2e_ms'] for s in st]
             half = len(e2e) // 2
             rows.append({
                 'rate_hz': rate, 'sent': cam['sent'], 'received': delta['frames_received'],
                 'judged': delta['frames_judged'], 'skipped': delta['frames_skipped'],
+                'lost_before_node': delta['frames_lost'],
                 'sustained': delta['frames_judged'] >= 0.98 * cam['sent'],
                 'e2e_p50_ms': _pct(e2e, 50), 'e2e_p99_ms': _pct(e2e, 99),
                 'transport_p50_ms': _pct([s['transport_ms'] for s in st], 50),
@@ -468,19 +482,23 @@ def markdown(results: dict, command: str = 'leanood bench all --out benchmarks')
                          if n.get('monitor_fastdds_profile') else '')
                       + (', its reader history applied: `RMW_FASTRTPS_USE_QOS_FROM_XML=1`'
                          if n.get('qos_from_xml') else '') + ')', '',
-                  '| camera Hz | sent / judged / skipped | end-to-end p50 / p99 ms |'
+                  '| camera Hz | sent / lost / judged / skipped | end-to-end p50 / p99 ms |'
                   ' transport p50 |'
                   ' node overhead p50 / p99 | inference p50 | e2e p50 1st / 2nd half |'
                   ' node RSS MB |',
                   '|---|---|---|---|---|---|---|---|']
         for r in n['rows']:
             lines.append(
-                f"| {r['rate_hz']} | {r['sent']} / {r['judged']} / {r['skipped']} | "
+                f"| {r['rate_hz']} | {r['sent']} / {lost(r)} / {r['judged']} / {r['skipped']} | "
                 f"{r['e2e_p50_ms']:.2f} / {r['e2e_p99_ms']:.2f} | {r['transport_p50_ms']:.2f} | "
                 f"{r['node_overhead_p50_ms']:.2f} / {r['node_overhead_p99_ms']:.2f} | "
                 f"{r['inference_p50_ms']:.2f} | {r['e2e_p50_first_half_ms']:.2f} / "
                 f"{r['e2e_p50_second_half_ms']:.2f} | {r['node_rss_mb']:.0f} |")
-        lines.append(f"\nHighest rate judged without skipping: {n['max_sustained_hz']} Hz.")
+        lines.append(f"\nHighest rate judged without skipping: {n['max_sustained_hz']} Hz.  "
+                     'lost: frames the camera published that never reached the node (dropped '
+                     'in transport or overwritten in its depth-1 queue; `frames_lost`, from '
+                     'the publication sequence numbers); skipped: frames the node received '
+                     'and replaced by a newer one before judging.')
         for label, mem in (('idle', n.get('idle_memory_mb')),
                            (f"after {n['rows'][-1]['rate_hz']} Hz", n['rows'][-1].get(
                                'node_memory_mb')) if n['rows'] else ('', None)):

@@ -22,7 +22,7 @@ import time
 import cv2
 import numpy as np
 
-from .bench import _env, _pct, bench_node, machine, publish, REPO
+from .bench import _env, _pct, bench_node, lost, machine, publish, REPO
 
 SIZES = ((640, 480), (1280, 720), (1920, 1080), (3840, 2160))
 SCALES = (2, 4, 8)
@@ -224,13 +224,15 @@ def markdown(r: dict) -> str:
                      f"{d['margin']:.1f} | {d['max_rel_diff']:.4f} | "
                      f"{d['median_rel_diff']:.4f} | {'yes' if d['used_by_node'] else ''} |")
     lines += ['', '## Node over DDS (vae_lean, 30 Hz, node pinned to one core)', '',
-              '| input | sent / judged / skipped | node overhead p50 / p99 ms | inference p50 |'
+              '| input | sent / lost / judged / skipped | node overhead p50 / p99 ms | '
+              'inference p50 |'
               ' transport p50 | end-to-end p50 / p99 | RSS idle / under load MB |',
               '|---|---|---|---|---|---|---|']
     for n in r['node']:
         for row in n['rows']:
             lines.append(
-                f"| {n['input']} | {row['sent']} / {row['judged']} / {row['skipped']} | "
+                f"| {n['input']} | {row['sent']} / {lost(row)} / {row['judged']} / "
+                f"{row['skipped']} | "
                 f"{row['node_overhead_p50_ms']:.2f} / {row['node_overhead_p99_ms']:.2f} | "
                 f"{row['inference_p50_ms']:.2f} | {row['transport_p50_ms']:.2f} | "
                 f"{row['e2e_p50_ms']:.2f} / {row['e2e_p99_ms']:.2f} | "

@@ -27,6 +27,7 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32, Header
 
@@ -50,6 +51,8 @@ _LEVEL = {True: DiagnosticStatus.OK, False: DiagnosticStatus.WARN}
 _SEVERITY = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN,
              'error': DiagnosticStatus.ERROR}
 WATCHDOG_EXIT_STATUS = 3
+# Iron and later hand a two-argument callback the MessageInfo (publication sequence numbers)
+MESSAGE_INFO = hasattr(Subscription, 'CallbackType')
 
 
 class StartupError(RuntimeError):
@@ -213,9 +216,8 @@ class MonitorShell:
         self._read = read_compressed_image if values['compressed'] else read_image
         msg_type = CompressedImage if values['compressed'] else Image
         for cam in self.cameras:
-            cam.sub = self.create_subscription(
-                msg_type, cam.topic, lambda msg, cam=cam: self._on_image(cam, msg), qos,
-                raw=True)
+            cam.sub = self.create_subscription(msg_type, cam.topic, self._callback(cam), qos,
+                                               raw=True)
         steady = Clock(clock_type=ClockType.STEADY_TIME)   # whatever use_sim_time says
         self._timers = [
             self.create_timer(1.0 / values['heartbeat_rate'], self._heartbeat, clock=steady),
@@ -299,9 +301,19 @@ class MonitorShell:
                                ', '.join(f'{p.name}={p.value}' for p in changes))
 
     # -- input --------------------------------------------------------------------------------
-    def _on_image(self, cam: Camera, msg: bytes) -> None:
+    def _callback(self, cam: Camera):
+        if MESSAGE_INFO:   # two arguments: rclpy passes the MessageInfo
+            return lambda msg, info: self._on_image(cam, msg, info)
+        return lambda msg: self._on_image(cam, msg)
+
+    def _on_image(self, cam: Camera, msg: bytes, info=None) -> None:
         now = time.monotonic()
-        cam.core.frame_received(now)
+        if info is None:
+            cam.core.frame_received(now)
+        else:   # the publisher's GID where rclpy gives it (Kilted), else one unnamed publisher
+            gid = info.get('publisher_gid')
+            cam.core.frame_received(now, gid and gid['data'],
+                                    info.get('publication_sequence_number'))
         with self._slot_lock:
             if cam.slot is not None:
                 cam.core.frame_skipped()
@@ -455,13 +467,15 @@ class MonitorShell:
     def _publish_diagnostics(self) -> None:
         statuses = []
         for cam in self.cameras:
-            d = cam.core.diagnostics()
+            publishers = self.count_publishers(cam.sub.topic_name)
+            d = cam.core.diagnostics(publishers=publishers)
             kv = {'model': self.bundle.name, 'model_path': str(self.bundle.path),
                   'detector_family': self.bundle.family, 'provider': self.detector.provider,
                   'gpu_fallback': self.detector.fell_back, **d}
             # who hears the per-frame status (built only then): a tool that must not miss a
             # verdict waits until this counts it (the publisher's side of the match)
             kv['status_subscribers'] = cam.pub_status.get_subscription_count()
+            kv['image_publishers'] = publishers
             if cam.name:
                 kv['camera'], kv['topic'] = cam.name, cam.sub.topic_name
             if self.pub_features is not None:
