@@ -12,6 +12,8 @@ from rcl_interfaces.srv import GetParameters, SetParameters
 from std_msgs.msg import Bool, Float32
 
 import fault_table
+from leanood_ros.nodes.ood_monitor import MESSAGE_INFO
+from leanood_ros.nodes.ros_common import events_executor_missing
 from ros_harness import Listener, RosProcess
 
 pytestmark = pytest.mark.integration
@@ -56,8 +58,14 @@ def last_diagnostics(lis):
     return status_values(msgs[-1][1]) if msgs else {}
 
 
-def test_verdicts_follow_the_stream_with_source_stamps(tiny_bundle, domain_id, tmp_path, listener):
-    mon = start_monitor(tiny_bundle, domain_id, tmp_path)
+EXECUTORS = ['single_threaded', pytest.param('events', marks=pytest.mark.skipif(
+    bool(events_executor_missing()), reason="rclpy's EventsExecutor: Kilted and later"))]
+
+
+@pytest.mark.parametrize('executor', EXECUTORS)
+def test_verdicts_follow_the_stream_with_source_stamps(tiny_bundle, domain_id, tmp_path, listener,
+                                                       executor):
+    mon = start_monitor(tiny_bundle, domain_id, tmp_path, f'executor:={executor}')
     try:
         # Before any frame: the latched flag says unsafe.
         wait_until_connected(listener, mon)
@@ -84,15 +92,29 @@ def test_verdicts_follow_the_stream_with_source_stamps(tiny_bundle, domain_id, t
         assert len(listener.get('ood/score')) == len(statuses)
         diag = last_diagnostics(listener)
         assert int(diag['frames_judged']) == len(statuses)
+        if executor == 'events' or not MESSAGE_INFO:   # events: no MessageInfo (rclpy 9.1)
+            assert diag['frames_lost'].startswith('unknown')
+        else:   # the camera waits for the match, so every frame it sent is accounted for
+            assert int(diag['frames_received']) + int(diag['frames_lost']) == 70, diag
         assert diag['provider'] == 'CPUExecutionProvider' and diag['model'] == 'tiny_test_vae'
         assert listener.get('ood/is_safe')[-1][1].data is False
     finally:
         assert mon.stop(signal.SIGTERM) == 0, mon.output()
 
 
-def test_stale_input_turns_unsafe_within_timeout(tiny_bundle, domain_id, tmp_path, listener):
+def test_events_executor_where_rclpy_has_none_refuses_to_start(tiny_bundle, domain_id, tmp_path):
+    mon = RosProcess(['test/helpers/monitor_without_events_executor.py', '--ros-args', '-p',
+                      f'model:={tiny_bundle}', '-p', 'executor:=events'], domain_id,
+                     tmp_path / 'monitor.log')
+    assert mon.wait(60) == 2, mon.output()
+    assert "executor 'events' needs rclpy's EventsExecutor" in mon.output()
+
+
+@pytest.mark.parametrize('executor', EXECUTORS)
+def test_stale_input_turns_unsafe_within_timeout(tiny_bundle, domain_id, tmp_path, listener,
+                                                 executor):
     mon = start_monitor(tiny_bundle, domain_id, tmp_path, 'input_timeout:=0.5',
-                        'heartbeat_rate:=20.0')
+                        'heartbeat_rate:=20.0', f'executor:={executor}')
     try:
         wait_until_connected(listener, mon)
         cam = start_camera(domain_id, tmp_path, 'id:30', '--rate', '20')

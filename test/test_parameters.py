@@ -13,6 +13,7 @@ def test_defaults_are_valid():
     ('fusion', 'often', 'fusion must be one of'), ('device', 'tpu', 'device must be one of'),
     ('qos_reliability', 'sometimes', 'must be one of'), ('input_timeout', 0.0, 'must be in'),
     ('detector', 'yolo', 'must be one of'), ('deadline_miss_unsafe', 1, 'must be a bool'),
+    ('executor', 'fastest', 'executor must be one of'),
 ])
 def test_single_values_are_checked(name, value, message):
     assert message in P.check_value(name, value)

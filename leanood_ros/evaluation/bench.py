@@ -331,8 +331,10 @@ def _pct(xs, q):
 
 
 def bench_node(model: str = 'vae_lean', rates=(30, 60, 120, 240), seconds: float = 10.0,
-               size=(640, 480), compressed: bool = False, repo: Path = REPO) -> dict:
-    run = NodeRun(model, ['compressed:=true'] if compressed else [], repo=repo)
+               size=(640, 480), compressed: bool = False, repo: Path = REPO,
+               params=()) -> dict:
+    """Run the node at each camera rate; `params`: extra `name:=value` node parameters."""
+    run = NodeRun(model, (['compressed:=true'] if compressed else []) + list(params), repo=repo)
     rows = []
     try:
         idle_rss, idle_memory = run.rss_mb(), run.memory()
@@ -371,7 +373,8 @@ def bench_node(model: str = 'vae_lean', rates=(30, 60, 120, 240), seconds: float
             'qos_from_xml': _qos_from_xml() == '1',
             'idle_rss_mb': idle_rss,
             'idle_memory_mb': idle_memory,
-            'input': f"{size[0]}x{size[1]} {'jpeg' if compressed else 'rgb8'}"}
+            'input': f"{size[0]}x{size[1]} {'jpeg' if compressed else 'rgb8'}",
+            'params': list(params)}
 
 
 def bench_soak(model: str = 'vae_lean', minutes: float = 10.0, rate: float = 30.0) -> dict:
@@ -546,14 +549,18 @@ def main(argv=None) -> int:
     if argv[:1] == ['input']:
         from .bench_input import main as bench_input
         return bench_input(argv[1:])
+    if argv[:1] == ['executors']:
+        from .bench_executors import main as bench_executors
+        return bench_executors(argv[1:])
     ap = argparse.ArgumentParser(prog='leanood bench', description=__doc__.splitlines()[0])
     ap.add_argument('what', choices=('detectors', 'node', 'soak', 'faults', 'all', 'adapt',
-                                     'big_frames', 'input', 'cameras'),
+                                     'big_frames', 'input', 'cameras', 'executors'),
                     help='adapt: the new-camera benchmark (leanood bench adapt --help); '
                          'big_frames: big JPEGs and node memory (leanood bench big_frames -h); '
                          'input: the camera input path against a baseline revision '
                          '(leanood bench input -h); cameras: several cameras in one node '
-                         '(leanood bench cameras -h)')
+                         '(leanood bench cameras -h); executors: rclpy executors side by side '
+                         '(leanood bench executors -h)')
     ap.add_argument('--models', default=','.join(DEFAULT_MODELS))
     ap.add_argument('--model', default='vae_lean')
     ap.add_argument('--rates', default='30,60,120,240')

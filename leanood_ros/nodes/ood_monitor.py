@@ -31,7 +31,7 @@ from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32, Header
 
-from .ros_common import forwarded_tensor_message, NodeExit, run_node
+from .ros_common import events_executor_missing, forwarded_tensor_message, NodeExit, run_node
 from .. import cameras as multi
 from .. import overlay
 from .. import parameters as params
@@ -118,6 +118,10 @@ class MonitorShell:
         # validate in the on-set callback; apply after the set where rclpy can (Iron+),
         # else right after validating (Humble)
         self.add_on_set_parameters_callback(self._validate_parameters)
+        # the executor spins the node from the start: chosen before any configure
+        self.executor_kind = self._declare(params.BY_NAME['executor'])
+        if self.executor_kind == 'events' and events_executor_missing():
+            raise StartupError(events_executor_missing())
         self._apply_on_validate = not hasattr(self, 'add_post_set_parameters_callback')
         if not self._apply_on_validate:
             self.add_post_set_parameters_callback(self._apply_parameters)
@@ -302,7 +306,8 @@ class MonitorShell:
 
     # -- input --------------------------------------------------------------------------------
     def _callback(self, cam: Camera):
-        if MESSAGE_INFO:   # two arguments: rclpy passes the MessageInfo
+        # two arguments: rclpy passes the MessageInfo (its EventsExecutor fails on them: 9.1)
+        if MESSAGE_INFO and self.executor_kind != 'events':
             return lambda msg, info: self._on_image(cam, msg, info)
         return lambda msg: self._on_image(cam, msg)
 

@@ -98,8 +98,25 @@ def run_node(name: str, make_node, startup_errors=(), spin=None, args=None) -> i
     return status
 
 
+def events_executor_missing() -> str | None:
+    """Return why `executor:=events` cannot run here, or None if it can."""
+    try:
+        from rclpy.experimental import EventsExecutor  # noqa: F401  Kilted and later
+    except ImportError:
+        return ("executor 'events' needs rclpy's EventsExecutor (rclpy.experimental, ROS 2 "
+                "Kilted and later); this rclpy has none: use executor:='single_threaded'")
+    return None
+
+
+def _executor(kind: str):
+    if kind == 'events':   # C++: takes and dispatches without rebuilding a wait set per message
+        from rclpy.experimental import EventsExecutor
+        return EventsExecutor()
+    return rclpy.get_global_executor()   # a SingleThreadedExecutor
+
+
 def _spin(node) -> None:
-    executor = rclpy.get_global_executor()
+    executor = _executor(getattr(node, 'executor_kind', 'single_threaded'))
     executor.add_node(node)
     try:
         while rclpy.ok() and not signals.requested():
