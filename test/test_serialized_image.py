@@ -15,7 +15,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from leanood_ros.image_conversion import (decode_compressed, decode_raw, FrameError,
                                           SUPPORTED_ENCODINGS)
-from leanood_ros.serialized_image import read_compressed_image, read_image
+from leanood_ros.serialized_image import FrameContent, read_compressed_image, read_image
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -203,13 +203,28 @@ def test_frame_content_is_equal_only_for_the_same_bytes():
     first = frame(data).content()
     # the same data with another stamp and frame_id (the data starts elsewhere in the buffer)
     assert frame(data, sec=2, frame_id='camera_0').content() == first
-    for i in (0, 2999, 5999):
+    for i in (0, 2999, 3000, 3001, 5999):   # 3000: where the middle window starts
         changed = bytearray(data)
         changed[i] ^= 1
         assert frame(changed).content() != first
+    for n in (1, 2, 3):   # frames smaller than the window
+        assert FrameContent(bytes(n), 0, n) == FrameContent(b'x' + bytes(n), 1, n)
+        assert FrameContent(bytes(n), 0, n) != FrameContent(b'\1' * n, 0, n)
     assert read_compressed_image(rclpy_compressed({'sec': 1, 'nanosec': 0, 'frame_id': 'cam',
                                                    'format': 'png', 'data': bytes(data[:-1])})
                                  ).content() != first
+
+
+@FUZZ
+@given(st.binary(min_size=1, max_size=3 * FrameContent.PROBE), st.data())
+def test_frame_content_equality_is_byte_equality(data, draw):
+    """Wherever the frames differ (in the middle window or outside it), they are not equal."""
+    other = bytearray(data)
+    if draw.draw(st.booleans()):
+        other[draw.draw(st.integers(0, len(data) - 1))] ^= draw.draw(st.integers(1, 255))
+    pad = draw.draw(st.integers(0, 7))   # the data starts anywhere in its message
+    same = FrameContent(data, 0, len(data)) == FrameContent(bytes(pad) + other, pad, len(data))
+    assert same == (bytes(other) == data)
 
 
 @pytest.mark.parametrize('buf', [memoryview(b'\0\1\0\0'), np.zeros(40, np.uint8), 'text', None])
