@@ -56,7 +56,8 @@ class FrameContent:
     within its first rows (sensor noise, motion) or, below a static sky, in its middle, which is
     compared first; the comparison (a memcmp) stops there: a few microseconds per live frame,
     one pass over the data for a repeat (0.45 ms at 1080p), and no collisions, unlike the crc32
-    of every frame it replaces (1.5 ms at 1080p, 18 ms at 4096x4096).  It keeps the buffer alive until the next frame's content replaces it.
+    of every frame it replaces (1.5 ms at 1080p, 18 ms at 4096x4096).  It keeps the buffer alive
+    until the next frame's content replaces it.
     """
 
     __slots__ = ('_buffer', '_start', '_size')

@@ -497,7 +497,9 @@ def markdown(results: dict, command: str = 'leanood bench all --out benchmarks')
                 f"{r['node_overhead_p50_ms']:.2f} / {r['node_overhead_p99_ms']:.2f} | "
                 f"{r['inference_p50_ms']:.2f} | {r['e2e_p50_first_half_ms']:.2f} / "
                 f"{r['e2e_p50_second_half_ms']:.2f} | {r['node_rss_mb']:.0f} |")
-        lines.append(f"\nHighest rate judged without skipping: {n['max_sustained_hz']} Hz.  "
+        top = n['max_sustained_hz']
+        lines.append('\nHighest rate judged without skipping (>= 98 % of the frames sent): '
+                     f"{f'{top} Hz' if top else 'none of these'}.  "
                      'lost: frames the camera published that never reached the node (dropped '
                      'in transport or overwritten in its depth-1 queue; `frames_lost`, from '
                      'the publication sequence numbers); skipped: frames the node received '

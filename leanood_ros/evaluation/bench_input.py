@@ -34,6 +34,15 @@ def export_revision(rev: str, into: Path) -> Path:
     return into
 
 
+def current_revision() -> str:
+    """Return this checkout's revision (+ 'with uncommitted changes' when the tree is dirty)."""
+    def git(*args):
+        return subprocess.run(['git', '-C', str(REPO), *args], capture_output=True,
+                              text=True).stdout.strip()
+    rev = git('rev-parse', '--short', 'HEAD') or 'this checkout'
+    return rev + (' with uncommitted changes' if git('status', '--porcelain', '-uno') else '')
+
+
 def _status_mb(pid: int, key: str) -> float:
     for line in Path(f'/proc/{pid}/status').read_text().splitlines():
         if line.startswith(key + ':'):
@@ -105,13 +114,12 @@ def _median(rows, key):
 def markdown(r: dict) -> str:
     m = r['machine']
     lines = [
-        '# Camera input path: raw (serialized) subscription vs the previous node',
+        f"# Camera input path: {r.get('current', 'this checkout')} vs revision {r['baseline']}",
         '',
         f"{m['cpu']} ({m['cores']} cores), Python {m['python']}, {m['date']}.  Regenerate with "
-        f"`leanood bench input --baseline {r['baseline']} --out benchmarks/raw_input`.  "
-        f"Baseline = revision {r['baseline']} (rclpy builds an Image message per frame; crc32 "
-        'of every frame for the frozen-camera check); current = this checkout (raw subscription '
-        'read by `serialized_image`, exact comparison with the previous frame).  Both run in '
+        f"`leanood bench input --baseline {r['baseline']} --out {r.get('out', 'DIR')}`.  "
+        f"Baseline = revision {r['baseline']}; current = {r.get('current', 'this checkout')}.  "
+        'Both run in '
         f"this one run, alternating, vae_lean, node pinned to one core; {r['rounds']} rounds of "
         f"{r['seconds']:g} s at 30 Hz per input, medians over the rounds' p50/p99.",
         '',
@@ -136,9 +144,8 @@ def markdown(r: dict) -> str:
             f"{_median(b, 'node_rss_mb'):.0f} / {_median(c, 'node_rss_mb'):.0f} |")
     lines += [
         '',
-        "Transport is stamp to the node's callback: for the baseline it includes rclpy building "
-        'the message, for the current node only the copy rclpy makes of the serialized bytes; '
-        "the current node's overhead includes reading the serialized message.",
+        "Transport is stamp to the node's callback (DDS and the executor taking the frame); the "
+        "overhead is the node's own time from there to the verdict, minus inference.",
         '',
         '## Peak RSS for one big frame (a fresh node each, steady at 640x480 first)',
         '',
@@ -163,9 +170,11 @@ def main(argv=None) -> int:
     ap.add_argument('--rounds', type=int, default=2, help='overhead runs per side and input')
     ap.add_argument('--out', type=Path, help='folder for results.json and README.md')
     a = ap.parse_args(argv)
+    a.baseline = subprocess.run(['git', '-C', str(REPO), 'rev-parse', '--short', a.baseline],
+                                check=True, capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix='leanood_baseline_') as tmp:
         results = {'machine': machine(), 'baseline': a.baseline, 'seconds': a.seconds,
-                   'rounds': a.rounds,
+                   'rounds': a.rounds, 'out': str(a.out or 'DIR'), 'current': current_revision(),
                    **run_all(export_revision(a.baseline, Path(tmp)), a.seconds, a.rounds)}
     publish(results, markdown(results), a.out)
     return 0
