@@ -5,6 +5,8 @@ A split tensor (1 x C x H x W) travels as a `sensor_msgs/Image` with encoding `3
 """
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import rclpy
 from rclpy.exceptions import ParameterException
@@ -100,9 +102,9 @@ def run_node(name: str, make_node, startup_errors=(), spin=None, args=None) -> i
 
 def events_executor_missing() -> str | None:
     """Return why `executor:=events` cannot run here, or None if it can."""
-    try:
-        from rclpy.experimental import EventsExecutor  # noqa: F401  Kilted and later
-    except ImportError:
+    try:   # Kilted and later
+        importlib.import_module('rclpy.experimental').EventsExecutor
+    except (ImportError, AttributeError):
         return ("executor 'events' needs rclpy's EventsExecutor (rclpy.experimental, ROS 2 "
                 "Kilted and later); this rclpy has none: use executor:='single_threaded'")
     return None
