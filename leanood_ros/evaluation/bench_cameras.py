@@ -37,20 +37,22 @@ def run(model: str, count: int, rate: float, seconds: float, size=(640, 480)) ->
         sent = [json.loads(c.stdout.read().strip().splitlines()[-1])['sent'] for c in cams]
         time.sleep(1.5)   # the last verdicts and one more /diagnostics
         streaming = node.rss_mb()
-        judged = _judged_per_camera(node, names if count > 1 else [''])
+        judged = _per_camera(node, names if count > 1 else [''], 'frames_judged')
+        lost = _per_camera(node, names if count > 1 else [''], 'frames_lost')
     finally:
         rc = node.close()
     return {'cameras': count, 'rate_hz': rate, 'seconds': seconds, 'sent': sent,
-            'judged': judged,
+            'judged': judged, 'lost': lost,
             'rss_rest_mb': round(rest, 1), 'rss_streaming_mb': round(streaming, 1),
             'rss_peak_mb': round(peak, 1), 'exit_code': rc}
 
 
-def _judged_per_camera(node, names) -> list:
-    """Return frames_judged of each camera's newest /diagnostics status."""
+def _per_camera(node, names, key: str) -> list:
+    """Return counter `key` of each camera's newest /diagnostics status (None: not counted)."""
     latest = {}
     for _, kv in node.diag:
-        latest[kv.get('camera', '')] = int(kv.get('frames_judged', 0))
+        value = kv.get(key, '0')
+        latest[kv.get('camera', '')] = int(value) if value.isdigit() else None
     return [latest.get(n, 0) for n in names]
 
 
@@ -62,12 +64,14 @@ def markdown(results: dict) -> str:
              f"{base['seconds']:g} s, one shared inference session (`image_topics`).  Produced "
              'by `leanood bench cameras`.', '',
              '| cameras | RSS at rest (MB) | RSS streaming (MB) | peak (MB) | added vs 1 camera '
-             '(MB, streaming) | per extra camera (MB) | judged / sent per camera |',
+             '(MB, streaming) | per extra camera (MB) | judged / sent (lost) per camera |',
              '|---|---|---|---|---|---|---|']
     for r in rows:
         added = r['rss_streaming_mb'] - base['rss_streaming_mb']
         per = added / (r['cameras'] - 1) if r['cameras'] > 1 else 0.0
-        judged = ', '.join(f'{j}/{s}' for j, s in zip(r['judged'], r['sent']))
+        lost = r.get('lost', [None] * len(r['sent']))
+        judged = ', '.join(f"{j}/{s} ({'-' if n is None else n})"
+                           for j, s, n in zip(r['judged'], r['sent'], lost))
         lines.append(f"| {r['cameras']} | {r['rss_rest_mb']:.1f} | {r['rss_streaming_mb']:.1f} | "
                      f"{r['rss_peak_mb']:.1f} | {added:+.1f} | {per:.1f} | {judged} |")
     lines += ['', f"Machine: {json.dumps(results['machine'])}"]
