@@ -270,7 +270,8 @@ class MonitorCore:
     def _lost(self, publishers: int | None):
         g = self.gaps
         if not g.counting:
-            return 'unknown (no publication sequence numbers reach the node)'
+            return ('unknown (no frame yet)' if not self.counters.received else
+                    'unknown (no publication sequence numbers reach the node)')
         if not g.named and publishers is not None and publishers > 1:
             return f'unknown ({publishers} publishers, and this rclpy does not tell them apart)'
         return g.lost
