@@ -94,8 +94,9 @@ def test_verdicts_follow_the_stream_with_source_stamps(tiny_bundle, domain_id, t
         assert int(diag['frames_judged']) == len(statuses)
         if executor == 'events' or not MESSAGE_INFO:   # events: no MessageInfo (rclpy 9.1)
             assert diag['frames_lost'].startswith('unknown')
-        else:   # the camera waits for the match, so every frame it sent is accounted for
-            assert int(diag['frames_received']) + int(diag['frames_lost']) == 70, diag
+        else:   # never more than were sent (frames before the first one received are not
+            # counted: the exact identity is the burst test's, test_reliability_node)
+            assert int(diag['frames_received']) + int(diag['frames_lost']) <= 70, diag
         assert diag['provider'] == 'CPUExecutionProvider' and diag['model'] == 'tiny_test_vae'
         assert listener.get('ood/is_safe')[-1][1].data is False
     finally:
