@@ -9,9 +9,12 @@ import sys
 import threading
 import time
 
+import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from leanood_ros.nodes.ros_common import events_executor_missing
 
 try:
     from rclpy.subscription import MessageInfo
@@ -19,6 +22,9 @@ except ImportError:   # Humble
     MessageInfo = None
 
 REPO = Path(__file__).resolve().parent.parent
+# a test case for `executor:=events` runs only where rclpy has the EventsExecutor
+NEEDS_EVENTS_EXECUTOR = pytest.mark.skipif(bool(events_executor_missing()),
+                                           reason="rclpy's EventsExecutor: Kilted and later")
 
 
 def ros_env(domain_id: int, **extra) -> dict:

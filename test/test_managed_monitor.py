@@ -15,8 +15,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Bool
 
 from bundle_factory import id_frame
-from leanood_ros.nodes.ros_common import events_executor_missing
-from ros_harness import Listener, REPO, RosProcess
+from ros_harness import Listener, NEEDS_EVENTS_EXECUTOR, REPO, RosProcess
 
 pytestmark = pytest.mark.integration
 MANAGED = 'leanood_ros.nodes.managed_ood_monitor'
@@ -78,14 +77,10 @@ MONITOR_BIG_FRAMES = {'FASTDDS_DEFAULT_PROFILES_FILE': str(PROFILE),
                       'RMW_FASTRTPS_USE_QOS_FROM_XML': '1'}
 
 
-EVENTS = pytest.mark.skipif(bool(events_executor_missing()),
-                            reason="rclpy's EventsExecutor: Kilted and later")
-
-
 @pytest.mark.parametrize('env,executor', [
     pytest.param({}, 'single_threaded', id='stock'),
     pytest.param(MONITOR_BIG_FRAMES, 'single_threaded', id='big-frame set-up'),
-    pytest.param({}, 'events', id='events executor', marks=EVENTS)])
+    pytest.param({}, 'events', id='events executor', marks=NEEDS_EVENTS_EXECUTOR)])
 def test_transitions_from_another_process(tiny_bundle, domain_id, tmp_path, listener, env,
                                           executor):
     mon = RosProcess.node(MANAGED, ['-p', f'model:={tiny_bundle}', '-p', 'autostart:=false',

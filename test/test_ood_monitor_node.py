@@ -13,8 +13,7 @@ from std_msgs.msg import Bool, Float32
 
 import fault_table
 from leanood_ros.nodes.ood_monitor import MESSAGE_INFO
-from leanood_ros.nodes.ros_common import events_executor_missing
-from ros_harness import Listener, RosProcess
+from ros_harness import Listener, NEEDS_EVENTS_EXECUTOR, RosProcess
 
 pytestmark = pytest.mark.integration
 MONITOR = 'leanood_ros.nodes.ood_monitor'
@@ -58,8 +57,7 @@ def last_diagnostics(lis):
     return status_values(msgs[-1][1]) if msgs else {}
 
 
-EXECUTORS = ['single_threaded', pytest.param('events', marks=pytest.mark.skipif(
-    bool(events_executor_missing()), reason="rclpy's EventsExecutor: Kilted and later"))]
+EXECUTORS = ['single_threaded', pytest.param('events', marks=NEEDS_EVENTS_EXECUTOR)]
 
 
 @pytest.mark.parametrize('executor', EXECUTORS)
