@@ -320,10 +320,14 @@ def _count(diag: dict, key: str) -> float:
     return int(value) if str(value).isdigit() else float('nan')
 
 
+def counted(n) -> str:
+    """Return a counter for the tables: '-' where the node could not count it (nan, None)."""
+    return '-' if n is None or n != n else str(int(n))
+
+
 def lost(row: dict) -> str:
-    """Return a row's frames lost before the node, for the tables ('-': not counted)."""
-    n = row.get('lost_before_node', float('nan'))
-    return '-' if n != n else str(int(n))
+    """Return a row's frames lost before the node, for the tables."""
+    return counted(row.get('lost_before_node'))
 
 
 def _pct(xs, q):

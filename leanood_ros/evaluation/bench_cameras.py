@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from .bench import machine, NodeRun, publish
+from .bench import _count, counted, machine, NodeRun, publish
 
 
 def run(model: str, count: int, rate: float, seconds: float, size=(640, 480)) -> dict:
@@ -48,11 +48,10 @@ def run(model: str, count: int, rate: float, seconds: float, size=(640, 480)) ->
 
 
 def _per_camera(node, names, key: str) -> list:
-    """Return counter `key` of each camera's newest /diagnostics status (None: not counted)."""
+    """Return counter `key` of each camera's newest /diagnostics status (nan: not counted)."""
     latest = {}
     for _, kv in node.diag:
-        value = kv.get(key, '0')
-        latest[kv.get('camera', '')] = int(value) if value.isdigit() else None
+        latest[kv.get('camera', '')] = _count(kv, key)
     return [latest.get(n, 0) for n in names]
 
 
@@ -70,7 +69,7 @@ def markdown(results: dict) -> str:
         added = r['rss_streaming_mb'] - base['rss_streaming_mb']
         per = added / (r['cameras'] - 1) if r['cameras'] > 1 else 0.0
         lost = r.get('lost', [None] * len(r['sent']))
-        judged = ', '.join(f"{j}/{s} ({'-' if n is None else n})"
+        judged = ', '.join(f'{j}/{s} ({counted(n)})'
                            for j, s, n in zip(r['judged'], r['sent'], lost))
         lines.append(f"| {r['cameras']} | {r['rss_rest_mb']:.1f} | {r['rss_streaming_mb']:.1f} | "
                      f"{r['rss_peak_mb']:.1f} | {added:+.1f} | {per:.1f} | {judged} |")

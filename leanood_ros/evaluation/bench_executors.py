@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .bench import _pct, bench_node, machine, publish
+from .bench import _pct, bench_node, counted, machine, publish
 from ..nodes.ros_common import events_executor_missing
-
-EXECUTORS = ('single_threaded', 'events')
+from ..parameters import EXECUTORS
 INPUTS = (((640, 480), 30), ((640, 480), 240), ((1920, 1080), 30))
 
 
@@ -37,9 +36,7 @@ def _median(rows, key):
 
 
 def _sum(rows, key):
-    values = [r.get(key, float('nan')) for r in rows]
-    total = sum(values)
-    return '-' if total != total else str(int(total))
+    return counted(sum(r.get(key, float('nan')) for r in rows))
 
 
 def markdown(r: dict) -> str:

@@ -120,8 +120,9 @@ class MonitorShell:
         self.add_on_set_parameters_callback(self._validate_parameters)
         # the executor spins the node from the start: chosen before any configure
         self.executor_kind = self._declare(params.BY_NAME['executor'])
-        if self.executor_kind == 'events' and events_executor_missing():
-            raise StartupError(events_executor_missing())
+        missing = events_executor_missing() if self.executor_kind == 'events' else None
+        if missing:
+            raise StartupError(missing)
         self._apply_on_validate = not hasattr(self, 'add_post_set_parameters_callback')
         if not self._apply_on_validate:
             self.add_post_set_parameters_callback(self._apply_parameters)
