@@ -21,3 +21,26 @@ def test_detector_bench_side_by_side_with_ratios(tiny_bundle, tmp_path):
             rows[0]['latency_p50_ms'] / r['latency_p50_ms'])
     text = bench.markdown({'machine': bench.machine(), 'detectors': rows})
     assert '| vae_baseline | 1 | CPUExecutionProvider' in text
+
+
+def test_runtimes_bench_scores_one_release_against_another(tmp_path):
+    from leanood_ros.evaluation import bench_runtimes
+    # the installed release twice (a folder that only points at it): equal scores, both rows
+    folder = tmp_path / 'same'
+    folder.mkdir()
+    rows = bench_runtimes.bench_sessions(['', str(folder)], models=('vae_lean',))
+    assert [r['folder'] for r in rows] == ['', str(folder)]
+    for r in rows:
+        assert r['max_rel_score_diff'] == 0.0 and r['frames'] > 10
+        assert r['import_mb'] > 1 and r['inference_p50_ms'] > 0
+    with pytest.raises(SystemExit):   # a folder without onnxruntime is refused, with the fix
+        bench_runtimes.main(['--onnxruntime', str(folder)])
+
+
+def test_recorded_runtimes_table_is_what_its_results_render():
+    import json
+    from pathlib import Path
+    from leanood_ros.evaluation.bench_runtimes import markdown
+    out = Path(__file__).resolve().parents[1] / 'benchmarks' / 'runtimes'
+    assert markdown(json.loads((out / 'results.json').read_text())) == \
+        (out / 'README.md').read_text()

@@ -198,7 +198,8 @@ def test_memory_under_the_largest_raw_frames(tiny_bundle, domain_id, tmp_path, l
 
     The node cannot refuse that memory, only the decoding.  Stock Fast DDS also keeps the largest
     sample in its reader pool (3 copies at the peak, 1 after); with the shipped profile the
-    sample is freed once taken (2 at the peak, none after), and 2x holds for every accepted size.
+    sample is freed once taken (2 at the peak, none after): the peak stays under 2x the steady
+    RSS, or 2.5 copies of a frame larger than that.
     """
     profile = SETUPS[setup] is not None
     # a 50 MB frame may take a second to cross on a loaded machine: this test is about memory,
@@ -228,9 +229,13 @@ def test_memory_under_the_largest_raw_frames(tiny_bundle, domain_id, tmp_path, l
             ms = (listener.get('ood/status')[-1][0] - t0) * 1e3
             peak = rss_mb(mon.proc.pid, 'VmHWM')
             if bounded:
-                assert peak < 2 * steady, f'{w}x{h}: peak RSS {peak:.0f} MB vs {steady:.0f} MB'
+                # 2.5 copies of a frame that dwarfs the node (2 at the peak: rmw's and rclpy's);
+                # 2x the steady RSS for frames small against the node's own memory
+                limit = max(2.5 * h * w * 3 / 2 ** 20, steady)
+                assert peak - steady < limit, \
+                    f'{w}x{h}: peak RSS {peak:.0f} MB vs {steady:.0f} MB steady'
             record(f'raw rgb8 frame {w}x{h} ({h * w * 3 / 1e6:.0f} MB message, node, {setup})',
-                   'judged; peak RSS < 2x steady' if bounded else
+                   'judged; peak RSS < 2x steady or steady + 2.5 frames' if bounded else
                    'judged (stock Fast DDS pools a third copy: measured, not asserted)',
                    f'judged {ms:.0f} ms after sending; peak RSS {peak:.0f} MB, steady '
                    f'{steady:.0f} MB ({peak / steady:.2f}x)')

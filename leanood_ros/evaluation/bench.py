@@ -160,12 +160,16 @@ def monitor_profile() -> Path:
     return Path(os.environ.get('LEANOOD_BENCH_MONITOR_PROFILE', MONITOR_PROFILE)).resolve()
 
 
-def _env(domain: int, repo: Path = REPO, monitor: bool = False) -> dict:
-    """Environment of a bench process; `monitor`: the ood_monitor's own (its profile)."""
+def _env(domain: int, repo: Path = REPO, monitor: bool = False, pythonpath=()) -> dict:
+    """Environment of a bench process; `monitor`: the ood_monitor's own (its profile).
+
+    `pythonpath`: folders ahead of the environment's packages (another onnxruntime release).
+    """
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                FASTDDS_DEFAULT_PROFILES_FILE=str(monitor_profile() if monitor else PROFILE),
                PYTHONUNBUFFERED='1', RMW_FASTRTPS_USE_QOS_FROM_XML=_qos_from_xml())
-    env['PYTHONPATH'] = os.pathsep.join(p for p in (str(repo), env.get('PYTHONPATH', '')) if p)
+    env['PYTHONPATH'] = os.pathsep.join(
+        p for p in (str(repo), *map(str, pythonpath), env.get('PYTHONPATH', '')) if p)
     return env
 
 
@@ -176,7 +180,8 @@ class NodeRun:
     camera and the observer are always this checkout's.
     """
 
-    def __init__(self, model: str, extra_params=(), cpu: int = 0, repo: Path = REPO):
+    def __init__(self, model: str, extra_params=(), cpu: int = 0, repo: Path = REPO,
+                 pythonpath=()):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
@@ -194,8 +199,8 @@ class NodeRun:
         cmd = [sys.executable, '-m', 'leanood_ros.nodes.ood_monitor', '--ros-args', *params]
         if cpu is not None and hasattr(os, 'sched_setaffinity') and os.cpu_count() > 1:
             cmd = ['taskset', '-c', str(cpu)] + cmd
-        self.node = subprocess.Popen(cmd, env=_env(self.domain, repo, monitor=True), cwd=repo,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.node = subprocess.Popen(cmd, env=_env(self.domain, repo, True, pythonpath),
+                                     cwd=repo, stdout=self.log, stderr=subprocess.STDOUT)
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx, domain_id=self.domain)
         self.lis = rclpy.create_node('bench_listener', context=self.ctx)
@@ -336,9 +341,10 @@ def _pct(xs, q):
 
 def bench_node(model: str = 'vae_lean', rates=(30, 60, 120, 240), seconds: float = 10.0,
                size=(640, 480), compressed: bool = False, repo: Path = REPO,
-               params=()) -> dict:
+               params=(), pythonpath=()) -> dict:
     """Run the node at each camera rate; `params`: extra `name:=value` node parameters."""
-    run = NodeRun(model, (['compressed:=true'] if compressed else []) + list(params), repo=repo)
+    run = NodeRun(model, (['compressed:=true'] if compressed else []) + list(params), repo=repo,
+                  pythonpath=pythonpath)
     rows = []
     try:
         idle_rss, idle_memory = run.rss_mb(), run.memory()
@@ -558,15 +564,20 @@ def main(argv=None) -> int:
     if argv[:1] == ['executors']:
         from .bench_executors import main as bench_executors
         return bench_executors(argv[1:])
+    if argv[:1] == ['runtimes']:
+        from .bench_runtimes import main as bench_runtimes
+        return bench_runtimes(argv[1:])
     ap = argparse.ArgumentParser(prog='leanood bench', description=__doc__.splitlines()[0])
     ap.add_argument('what', choices=('detectors', 'node', 'soak', 'faults', 'all', 'adapt',
-                                     'big_frames', 'input', 'cameras', 'executors'),
+                                     'big_frames', 'input', 'cameras', 'executors',
+                                     'runtimes'),
                     help='adapt: the new-camera benchmark (leanood bench adapt --help); '
                          'big_frames: big JPEGs and node memory (leanood bench big_frames -h); '
                          'input: the camera input path against a baseline revision '
                          '(leanood bench input -h); cameras: several cameras in one node '
                          '(leanood bench cameras -h); executors: rclpy executors side by side '
-                         '(leanood bench executors -h)')
+                         '(leanood bench executors -h); runtimes: onnxruntime releases side by '
+                         'side (leanood bench runtimes -h)')
     ap.add_argument('--models', default=','.join(DEFAULT_MODELS))
     ap.add_argument('--model', default='vae_lean')
     ap.add_argument('--rates', default='30,60,120,240')
