@@ -14,6 +14,18 @@ echo "== pyflakes"
 echo "== pytest"
 "$PY" -m pytest -q -ra "$@"
 if [[ $# -eq 0 ]]; then
+  # the node ships with the lightest onnxruntime (requirements/runtime.txt); the bundles,
+  # detectors, tooling and a node over DDS must work with the newest one as well
+  ORT="$(sed -n 's/^onnxruntime==//p' "$ROOT/requirements/onnxruntime-newest.txt")"
+  ORT_DIR="$ROOT/.venv/onnxruntime-newest"
+  echo "== pytest with onnxruntime $ORT (bundles, detectors, tooling, one node)"
+  [[ -d "$ORT_DIR/onnxruntime-$ORT.dist-info" ]] || { rm -rf "$ORT_DIR"; "$PY" -m pip install -q \
+    --no-deps --target "$ORT_DIR" "onnxruntime==$ORT" 2>&1 | grep -v "^WARNING: Location" || true; }
+  PYTHONPATH="$ORT_DIR" "$PY" -c \
+    "import onnxruntime as o, sys; sys.exit(o.__version__ != '$ORT' and 'not $ORT: ' + o.__file__)"
+  PYTHONPATH="$ORT_DIR" "$PY" -m pytest -q -p no:cacheprovider test/test_bundle.py \
+    test/test_earlin.py test/test_vae_tooling.py test/test_heads.py test/test_evaluate.py \
+    test/test_package.py "test/test_ood_monitor_node.py::test_verdicts_follow_the_stream_with_source_stamps"
   echo "== colcon build + colcon test (ament_python workspace)"
   WS="$(mktemp -d)"
   trap 'rm -rf "$WS"' EXIT
