@@ -110,22 +110,31 @@ def markdown(r: dict) -> str:
         f"{r['sessions'][0]['frames']} sample frames scored, 300 inferences) add; score diff: "
         'the largest relative difference from the installed release over those frames (the '
         "bundles' self-test tolerance is 0.02).", '',
-        '| bundle | onnxruntime | import MB | session MB | import + session MB | inference p50 '
-        'ms | max rel. score diff |', '|---|---|---|---|---|---|---|']
+        '| bundle | onnxruntime | import MB | session MB | import + session MB (x installed) '
+        '| inference p50 ms (x installed) | max rel. score diff |',
+        '|---|---|---|---|---|---|---|']
+
+    def total(s):
+        return s['import_mb'] + s['session_mb']
     for s in r['sessions']:
+        ref = next(x for x in r['sessions'] if x['model'] == s['model'] and not x['folder'])
         lines.append(f"| {s['model']} | {s['version']} | {s['import_mb']:.1f} | "
-                     f"{s['session_mb']:.1f} | {s['import_mb'] + s['session_mb']:.1f} | "
-                     f"{s['inference_p50_ms']:.3f} | {s['max_rel_score_diff']:.1e} |")
+                     f"{s['session_mb']:.1f} | {total(s):.1f} ({total(s) / total(ref):.2f}x) | "
+                     f"{s['inference_p50_ms']:.3f} "
+                     f"({s['inference_p50_ms'] / ref['inference_p50_ms']:.2f}x) | "
+                     f"{s['max_rel_score_diff']:.1e} |")
     lines += ['', f"## The node (vae_lean, 640x480 rgb8 at 30 Hz, {r['rounds']} alternating "
               f"rounds of {r['seconds']:g} s, medians)", '',
               "RSS streaming: read 1.5 s after each round's last frame (as `bench node`), "
               'libraries read from disk (drop the page cache first: see benchmarks/hot_path/'
               'FINDINGS.md).', '',
-              '| onnxruntime | sent / lost / judged | RSS idle MB | RSS streaming MB | '
-              'overhead p50 ms | inference p50 ms |', '|---|---|---|---|---|---|']
+              '| onnxruntime | sent / lost / judged | RSS idle MB | RSS streaming MB '
+              '(x installed) | overhead p50 ms | inference p50 ms |', '|---|---|---|---|---|---|']
+    ref = next(n for n in r['node'] if not n['folder'])
     for n in r['node']:
         lines.append(f"| {version[n['folder']]} | {n['sent']} / {counted(n['lost'])} / "
-                     f"{n['judged']} | {n['idle_rss_mb']:.1f} | {n['rss_mb']:.1f} | "
+                     f"{n['judged']} | {n['idle_rss_mb']:.1f} | {n['rss_mb']:.1f} "
+                     f"({n['rss_mb'] / ref['rss_mb']:.2f}x) | "
                      f"{n['overhead_p50_ms']:.2f} | {n['inference_p50_ms']:.3f} |")
     return '\n'.join(lines) + '\n'
 
