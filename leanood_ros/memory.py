@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3     # glibc <malloc.h>
@@ -18,6 +19,7 @@ MMAP_THRESHOLD = 16 << 20          # above 1080p (6 MiB) frames, below 4K (24 Mi
 ENV = ('MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_')   # glibc's own tunables win
 
 
+@functools.lru_cache(maxsize=1)   # find_library runs ldconfig: once
 def _libc():
     name = ctypes.util.find_library('c')
     try:
@@ -27,10 +29,10 @@ def _libc():
 
 
 def trim_heap() -> bool:
-    """Give the heap's free pages back to the OS (once, after start-up: bundle checks, warm-up).
+    """Give the heap's free pages back to the OS (after start-up; after a stray big frame).
 
     Return whether glibc did it.  Never per frame: the trim threshold keeps frame-sized free
-    memory on purpose.
+    memory on purpose (`TrimAfterBigFrame` says when a trim is worth it).
     """
     trim = getattr(_libc(), 'malloc_trim', None)
     if trim is None:
@@ -38,6 +40,27 @@ def trim_heap() -> bool:
     trim.argtypes, trim.restype = (ctypes.c_size_t,), ctypes.c_int
     trim(0)
     return True
+
+
+class TrimAfterBigFrame:
+    """Tell when to trim the heap: the first frame after one much bigger than itself.
+
+    Frames under the mmap threshold (a 1080p one: 6 MiB) are copied on the heap, which keeps
+    their pages up to the trim threshold (32 MiB) for the next frame of that size: right for a
+    1080p camera, but one stray big frame among 640x480 ones left the node 23 MB larger for good
+    (test_memory_under_the_largest_raw_frames).  A stream of equal frames never trims; the trim
+    runs once the big frame's copies are freed (its successor judged, the frozen check holding
+    the new one).  One per camera: cameras of different sizes do not set each other off.
+    """
+
+    def __init__(self, min_bytes: int = 4 << 20, ratio: float = 4.0):
+        self.min_bytes, self.ratio = min_bytes, ratio
+        self._previous = 0
+
+    def after(self, nbytes: int) -> bool:
+        """Record a judged frame's size; return whether to trim now."""
+        previous, self._previous = self._previous, nbytes
+        return previous >= self.min_bytes and nbytes * self.ratio <= previous
 
 
 def return_big_frames(threshold: int = MMAP_THRESHOLD) -> str:

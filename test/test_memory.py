@@ -78,3 +78,48 @@ def test_start_up_garbage_goes_back_to_the_os_once_trimmed():
     # node trims once after start-up instead
     assert returned_mb('keep') <= 2
     assert returned_mb('trim') >= 20
+
+
+STRAY_FRAME_PROBE = RSS + """
+from leanood_ros.memory import return_big_frames, trim_heap, TrimAfterBigFrame
+return_big_frames()
+trim = TrimAfterBigFrame()
+small, big = 640 * 480 * 3, 1920 * 1080 * 3
+trimmed = [trim.after(small)]
+before = rss()
+copies = [b"\x01" * big for _ in range(3)]   # a stray 1080p frame's transport copies
+keep = bytearray(64)
+del copies
+trimmed += [trim.after(big), trim.after(small)]
+if sys.argv[1] == 'trim' and trimmed[-1]:
+    assert trim_heap()
+print(rss() - before, *trimmed)
+"""
+
+
+@glibc
+def test_a_stray_big_frames_heap_copies_go_back_after_the_next_frame():
+    # under the mmap threshold the heap keeps a 1080p frame's copies for the next one
+    def run(mode):
+        out = subprocess.run([sys.executable, '-c', STRAY_FRAME_PROBE, mode], capture_output=True,
+                             text=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                             check=True).stdout.split()
+        return int(out[0]), out[1:]
+    kept, decisions = run('keep')
+    assert decisions == ['False', 'False', 'True']   # trim after the small frame, not before
+    assert kept >= 15
+    assert run('trim')[0] <= 2
+
+
+def test_trim_only_when_a_stream_drops_from_big_frames():
+    from leanood_ros.memory import TrimAfterBigFrame
+    small, big = 640 * 480 * 3, 1920 * 1080 * 3
+    trim = TrimAfterBigFrame()
+    assert not any(trim.after(big) for _ in range(5))          # a 1080p camera: never
+    assert trim.after(small)                                   # back to small frames: once
+    assert not any(trim.after(small) for _ in range(5))
+    assert not TrimAfterBigFrame().after(0)
+    trim = TrimAfterBigFrame()
+    assert not (trim.after(3 << 20) or trim.after(10))         # below 4 MiB: not worth it
+    trim = TrimAfterBigFrame()
+    assert not (trim.after(big) or trim.after(big // 2))       # less than 4x smaller

@@ -40,7 +40,7 @@ from ..bundle import BundleError, load_bundle
 from ..decision import DecisionEngine
 from ..detectors import build_detector
 from ..image_conversion import decode_compressed, decode_raw, FrameError, shorten
-from ..memory import return_big_frames, trim_heap
+from ..memory import return_big_frames, trim_heap, TrimAfterBigFrame
 from ..monitor import collaborative_accounting, MonitorCore
 from ..serialized_image import read_compressed_image, read_image
 
@@ -84,6 +84,7 @@ class Camera:
         self.name, self.topic, self.prefix = name, topic, prefix   # prefix: 'ood[/<name>]'
         self.decision = self.core = self.sub = self.slot = None
         self.pub_safe = self.pub_score = self.pub_status = None
+        self.trim = TrimAfterBigFrame()
 
         # the per-frame messages, refilled for each verdict (publish serialises at once)
         self.score_msg, self.safe_msg = Float32(), Bool()
@@ -360,6 +361,8 @@ class MonitorShell:
                                             f'{shorten(what, 200)}', throttle_duration_sec=2.0)
                 finally:
                     self._busy_since = None
+                if cam.trim.after(len(item[0])):
+                    trim_heap()   # a stray big frame's copies, freed by now, back to the OS
 
     def _judge(self, cam: Camera, msg: bytes, received_at: float, received_ns: int,
                ros_now_ns: int) -> None:
