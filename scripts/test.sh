@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite, from a fresh clone: sets up .venv if needed, runs every test once with pytest
-# (the linters included), then builds the package as a ROS workspace would (colcon build) and
-# runs only what the colcon install adds: the install checks (-m smoke) and the linters.
+# (the linters included), then part of it again with the newest onnxruntime and on Python 3.10
+# and 3.12 (scripts/test_pythons.sh), then builds the package as a ROS workspace would (colcon
+# build) and runs only what the colcon install adds: the install checks (-m smoke) and linters.
 #   scripts/test.sh            everything
 #   scripts/test.sh -k node    extra arguments go to the pytest run
 set -euo pipefail
@@ -26,6 +27,7 @@ if [[ $# -eq 0 ]]; then
   PYTHONPATH="$ORT_DIR" "$PY" -m pytest -q -p no:cacheprovider test/test_bundle.py \
     test/test_earlin.py test/test_vae_tooling.py test/test_heads.py test/test_evaluate.py \
     test/test_package.py "test/test_ood_monitor_node.py::test_verdicts_follow_the_stream_with_source_stamps"
+  "$ROOT/scripts/test_pythons.sh"   # the runtime core on Python 3.10 and 3.12 (no ROS there)
   echo "== colcon build + colcon test (ament_python workspace)"
   WS="$(mktemp -d)"
   trap 'rm -rf "$WS"' EXIT
