@@ -28,10 +28,15 @@ glibc = pytest.mark.skipif(not sys.platform.startswith('linux') or
                            os.confstr('CS_GNU_LIBC_VERSION') is None, reason='glibc only')
 
 
-def probe_mb(code: str, mode: str) -> int:
+def probe(code: str, mode: str) -> list:
+    """Run `code` in a fresh process; return what it printed, word by word."""
     out = subprocess.run([sys.executable, '-c', code, mode], capture_output=True, text=True,
                          cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), check=True)
-    return int(out.stdout)
+    return out.stdout.split()
+
+
+def probe_mb(code: str, mode: str) -> int:
+    return int(probe(code, mode)[0])
 
 
 def retained_mb(mode: str) -> int:
@@ -100,15 +105,10 @@ print(rss() - before, *trimmed)
 @glibc
 def test_a_stray_big_frames_heap_copies_go_back_after_the_next_frame():
     # under the mmap threshold the heap keeps a 1080p frame's copies for the next one
-    def run(mode):
-        out = subprocess.run([sys.executable, '-c', STRAY_FRAME_PROBE, mode], capture_output=True,
-                             text=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
-                             check=True).stdout.split()
-        return int(out[0]), out[1:]
-    kept, decisions = run('keep')
+    kept, *decisions = probe(STRAY_FRAME_PROBE, 'keep')
     assert decisions == ['False', 'False', 'True']   # trim after the small frame, not before
-    assert kept >= 15
-    assert run('trim')[0] <= 2
+    assert int(kept) >= 15
+    assert probe_mb(STRAY_FRAME_PROBE, 'trim') <= 2
 
 
 def test_trim_only_when_a_stream_drops_from_big_frames():

@@ -54,13 +54,19 @@ def machine() -> dict:
             'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
 
 
-def sample_frame():
+def sample_frames(count: int | None = None) -> list:
+    """Return the sample recording's first `count` frames (all: None), as decoded from rgb8."""
+    import itertools
     from ..data.recordings import open_recording
     from ..image_conversion import from_array, to_rgb
     from ..nodes.camera_replay import sample_recording
     with open_recording(sample_recording()) as rec:
-        rgb = to_rgb(next(iter(rec)).image)
-    return from_array(np.ascontiguousarray(rgb), 'rgb')   # 640x480, as decoded from rgb8
+        return [from_array(np.ascontiguousarray(to_rgb(f.image)), 'rgb')
+                for f in itertools.islice(rec, count)]
+
+
+def sample_frame():
+    return sample_frames(1)[0]   # 640x480
 
 
 # -- detector level ---------------------------------------------------------------------------

@@ -27,19 +27,16 @@ MODELS = ('vae_lean', 'vae_student64_fp32', 'vae_baseline', 'earlin_lite0')
 # cv2 and the package are imported before the first reading, as the node has them: what is
 # measured is onnxruntime's share alone
 _SESSION_CODE = """
-import json, sys, time
+import json, sys
 import cv2, numpy as np
 from leanood_ros import backends
 from leanood_ros.bundle import load_bundle
-from leanood_ros.data.recordings import open_recording
 from leanood_ros.detectors import build_detector
-from leanood_ros.image_conversion import from_array, to_rgb
-from leanood_ros.nodes.camera_replay import sample_recording
+from leanood_ros.evaluation.bench import sample_frames
 def rss():
     return next(int(l.split()[1]) for l in open('/proc/self/status')
                 if l.startswith('VmRSS')) / 1024
-with open_recording(sample_recording()) as rec:
-    frames = [from_array(np.ascontiguousarray(to_rgb(f.image)), 'rgb') for f in rec]
+frames = sample_frames()
 before = rss()
 import onnxruntime
 imported = rss()
