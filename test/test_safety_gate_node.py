@@ -120,22 +120,30 @@ def test_a_dead_monitor_stops_the_robot_within_heartbeat_timeout(domain_id, tmp_
                                             lambda m: m.data == 'open'), 60), \
             '\n'.join(p.output() for p in procs)
         time.sleep(0.5)
-        t_kill = time.monotonic()
+        t_kill = time.time()   # the clock of the send times below
         monitor.proc.send_signal(signal.SIGKILL)
+        t_kill_mono = time.monotonic()
         assert robot.wait_for(lambda: first(robot.get('safety_gate/state'),
-                                            lambda m: m.data == 'stale', after=t_kill), 5)
+                                            lambda m: m.data == 'stale', after=t_kill_mono), 5)
         time.sleep(0.5)
     finally:
         codes = [gate.stop(), camera.stop(), monitor.stop()]
     assert codes[:2] == [0, 0] and codes[2] == -signal.SIGKILL
-    out = robot.get('cmd_vel_out')
-    t_open = first(robot.get('safety_gate/state'), lambda m: m.data == 'open')
+    # when the gate sent the stop, not when this process took it: a receipt time also holds this
+    # process's own scheduling (CI once saw the stop received 1.004 s after the kill); both are
+    # printed, with the gate's own account of the heartbeat it missed
+    out = robot.get_sent('cmd_vel_out')
+    t_open = first(robot.get_sent('safety_gate/state'), lambda m: m.data == 'open')
     assert all(not is_zero(m) for t, m in out if t_open + 0.2 < t < t_kill)   # it drove
     t_stop = first(out, is_zero, after=t_kill)
-    print(f'stopped {t_stop - t_kill:.3f} s after the monitor died')
-    assert t_stop <= t_kill + HEARTBEAT_TIMEOUT + 1 / STOP_RATE + SLACK
+    t_received = first(robot.get('cmd_vel_out'), is_zero, after=t_kill_mono)
+    stale = [line for line in gate.output().splitlines() if 'gate open -> stale' in line]
+    print(f'stopped {t_stop - t_kill:.3f} s after the monitor died (received '
+          f'{t_received - t_kill_mono:.3f} s after); {stale}')
+    assert t_stop <= t_kill + HEARTBEAT_TIMEOUT + 1 / STOP_RATE + SLACK, (
+        f'sent {t_stop - t_kill:.3f} s, received {t_received - t_kill_mono:.3f} s after; {stale}')
     assert all(is_zero(m) for t, m in out if t > t_stop)
-    assert 'gate open -> stale: no ood/is_safe for' in gate.output()
+    assert stale and 'gate open -> stale: no ood/is_safe for' in stale[0]
 
 
 def test_stamped_commands_pass_and_stop_with_their_frame(domain_id, tmp_path):
