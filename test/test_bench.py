@@ -44,3 +44,33 @@ def test_recorded_runtimes_table_is_what_its_results_render():
     out = Path(__file__).resolve().parents[1] / 'benchmarks' / 'runtimes'
     assert markdown(json.loads((out / 'results.json').read_text())) == \
         (out / 'README.md').read_text()
+
+
+@pytest.mark.integration
+def test_cadence_bench_judges_every_frame_it_feeds_and_probes_the_machine(domain_id, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from ros_harness import ros_env
+    out = tmp_path / 'cadence'
+    proc = subprocess.run([sys.executable, '-m', 'leanood_ros.cli', 'bench', 'cadence',
+                           '--frames', '12', '--rounds', '1', '--out', str(out)],
+                          env=ros_env(domain_id), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads((out / 'results.json').read_text())
+    assert set(r['feeds']) == {'back to back', '240 Hz', '30 Hz'}
+    for name, runs in r['feeds'].items():   # the node judged each frame it was handed
+        assert [(x['fed'], x['judged']) for x in runs] == [(12, 12)], name
+        assert 0 < runs[0]['overhead_p50_ms'] <= runs[0]['overhead_p90_ms'] < 1000
+    assert [p['gap_ms'] for p in r['probe']] == pytest.approx([0.0, 1000 / 240, 1000 / 30])
+    assert all(p['asleep_p50_us'] > 0 and p['busy_p50_us'] > 0 for p in r['probe'])
+    assert '| back to back | 12 / 12 |' in (out / 'README.md').read_text()
+
+
+def test_recorded_cadence_table_is_what_its_results_render():
+    import json
+    from pathlib import Path
+    from leanood_ros.evaluation.bench_cadence import markdown
+    out = Path(__file__).resolve().parents[1] / 'benchmarks' / 'cadence'
+    assert markdown(json.loads((out / 'results.json').read_text())) == \
+        (out / 'README.md').read_text()

@@ -6,6 +6,7 @@
                             [--size 1920x1080] [--compressed]           # other frames, JPEG
     leanood bench big_frames --out benchmarks/big_frames  # big JPEGs, reduced decode, memory
     leanood bench input --baseline REV --out benchmarks/raw_input  # input path vs a revision
+    leanood bench cadence --out benchmarks/cadence  # own work: back to back vs camera rates
     leanood bench soak      [--minutes 10]          # resident memory slope
     leanood bench faults                            # burst, stall, slow, malformed
     leanood bench all       --out benchmarks/       # everything, JSON + markdown
@@ -573,17 +574,21 @@ def main(argv=None) -> int:
     if argv[:1] == ['runtimes']:
         from .bench_runtimes import main as bench_runtimes
         return bench_runtimes(argv[1:])
+    if argv[:1] == ['cadence']:
+        from .bench_cadence import main as bench_cadence
+        return bench_cadence(argv[1:])
     ap = argparse.ArgumentParser(prog='leanood bench', description=__doc__.splitlines()[0])
     ap.add_argument('what', choices=('detectors', 'node', 'soak', 'faults', 'all', 'adapt',
                                      'big_frames', 'input', 'cameras', 'executors',
-                                     'runtimes'),
+                                     'runtimes', 'cadence'),
                     help='adapt: the new-camera benchmark (leanood bench adapt --help); '
                          'big_frames: big JPEGs and node memory (leanood bench big_frames -h); '
                          'input: the camera input path against a baseline revision '
                          '(leanood bench input -h); cameras: several cameras in one node '
                          '(leanood bench cameras -h); executors: rclpy executors side by side '
                          '(leanood bench executors -h); runtimes: onnxruntime releases side by '
-                         'side (leanood bench runtimes -h)')
+                         'side (leanood bench runtimes -h); cadence: what the node itself '
+                         'costs, back to back and at camera rates (leanood bench cadence -h)')
     ap.add_argument('--models', default=','.join(DEFAULT_MODELS))
     ap.add_argument('--model', default='vae_lean')
     ap.add_argument('--rates', default='30,60,120,240')
