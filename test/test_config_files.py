@@ -74,8 +74,8 @@ def test_fastdds_profile_is_valid_xml_with_a_large_shm_segment():
 def test_monitor_profile_is_the_large_frames_profile_with_a_segment_for_what_it_sends():
     """fastdds_monitor.xml differs in its segment and its writers (synchronous but one).
 
-    The segment holds the largest monitor output; the forwarded split tensor is sent
-    asynchronously.
+    The segment holds the largest monitor output; the forwarded split tensor and the overlay
+    are sent asynchronously.
     """
     import json
     import xml.etree.ElementTree as ET
@@ -110,8 +110,9 @@ def test_monitor_profile_is_the_large_frames_profile_with_a_segment_for_what_it_
     assert small_xml == large_xml
     assert small < large
     assert large_modes == {'leanood_writers': 'ASYNCHRONOUS'}
-    # verdicts out at once (benchmarks/publish_mode); the tensor for another host off-thread
-    assert small_modes == {'leanood_writers': 'SYNCHRONOUS', '/ood/features': 'ASYNCHRONOUS'}
+    # verdicts out at once (benchmarks/publish_mode); big outputs for another host off-thread
+    assert small_modes == {'leanood_writers': 'SYNCHRONOUS', '/ood/features': 'ASYNCHRONOUS',
+                           '/ood/overlay': 'ASYNCHRONOUS'}
     default_width = parameters.BY_NAME['overlay_width'].default
     frame = DecodedImage(np.zeros((480, 640, 3), np.uint8), 'rgb')
     biggest = overlay.render(frame, True, 1.0, 2.0, 'in distribution', [1.0], default_width).nbytes
