@@ -94,6 +94,15 @@ class Camera:
         return (self.pub_safe, self.pub_score, self.pub_status)
 
 
+def node_overhead_ms(received_at: float, v) -> float:
+    """Return the node's own share of a verdict so far: receipt -> now, minus inference.
+
+    (Conversion, preprocessing, decision and, once they are out, the verdict's publications.)
+    """
+    return (time.monotonic() - received_at) * 1e3 - (
+        v.inference_ms if v.inference_ms == v.inference_ms else 0.0)
+
+
 def _header(frame) -> Header:
     """Return the judged frame's header (built only for the messages that carry one)."""
     header = Header(frame_id=frame.frame_id)
@@ -415,10 +424,7 @@ class MonitorShell:
         cam.pub_safe.publish(cam.safe_msg)
         if cam.pub_safe is not self.pub_safe:
             self.pub_safe.publish(Bool(data=self._combined()[0]))
-        # the node's own share: receipt -> now, minus inference (conversion, preprocessing,
-        # decision, the two publications above)
-        node_ms = (time.monotonic() - received_at) * 1e3 - (
-            v.inference_ms if v.inference_ms == v.inference_ms else 0.0)
+        node_ms = node_overhead_ms(received_at, v)
         heard = cam.pub_status.get_subscription_count()   # per-frame detail: only when heard
         header = _header(frame) if heard or self.pub_features is not None else None
         if heard:
